@@ -1,0 +1,26 @@
+"""ftcore: fine-tuning neural networks from first principles.
+
+The book's library, one concept per module (arrows point down only)::
+
+    plots        figures from results
+    pretrained   the cached MNIST-pre-trained CNN, checkpoints
+    train        fit, evaluate, predict, History
+    models       SmallCNN with named ``features`` and ``head``
+    nn, optim    first principles: Dropout, SGD
+    data         MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
+"""
+
+from .data import ImageSet, load_dataset, make_loader, per_class
+from .models import SmallCNN, count_parameters
+from .nn import Dropout
+from .optim import SGD
+from .pretrained import PretrainConfig, load_checkpoint, pretrained_cnn, save_checkpoint
+from .runtime import pick_device
+from .train import History, evaluate, fit, predict
+
+__version__ = "0.1.0"
+
+__all__ = ["SGD", "Dropout", "History", "ImageSet", "PretrainConfig", "SmallCNN",
+           "count_parameters", "evaluate", "fit", "load_checkpoint", "load_dataset",
+           "make_loader", "per_class", "pick_device", "predict", "pretrained_cnn",
+           "save_checkpoint"]

@@ -1,0 +1,78 @@
+"""Stratified splits and the subsets that fine-tuning experiments need."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from sklearn.model_selection import train_test_split
+
+from .images import ImageSet
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Disjoint train, validation and test sets of one source.
+
+    Choose models and hyper-parameters on ``val``; touch ``test`` once, at the end.
+    """
+
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
+
+    def __iter__(self):
+        return iter((self.train, self.val, self.test))
+
+
+def stratified_split(data: ImageSet, fraction: float | int, seed: int = 0
+                     ) -> tuple[ImageSet, ImageSet]:
+    """Split ``data`` into (rest, held_out) with every class in the same proportion in both.
+
+    ``fraction`` is the held-out share (0 < fraction < 1) or a count of examples.
+    The same ``seed`` always gives the same split (scikit-learn's ``train_test_split``).
+    """
+    positions = torch.arange(len(data))
+    rest, held = train_test_split(positions.numpy(), test_size=fraction, random_state=seed,
+                                  stratify=data.labels.numpy())
+    return (data.subset(torch.as_tensor(rest)),
+            data.subset(torch.as_tensor(held)))
+
+
+def per_class(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
+    """Keep ``n`` randomly chosen examples of every class (e.g. a 10-labels-per-class budget).
+
+    Raises ``ValueError`` if a class has fewer than ``n`` examples.
+    """
+    counts = data.class_counts()
+    if n < 1:
+        raise ValueError(f"n={n} examples per class must be >= 1")
+    if n > counts.min():
+        smallest = int(counts.argmin())
+        raise ValueError(
+            f"asked for n={n} examples per class, but class {data.classes[smallest]!r} of "
+            f"{data.name} has only {int(counts.min())}; use n <= {int(counts.min())}"
+        )
+    generator = torch.Generator().manual_seed(seed)
+    chosen = []
+    for label in range(data.num_classes):
+        members = (data.labels == label).nonzero().squeeze(1)
+        chosen.append(members[torch.randperm(len(members), generator=generator)[:n]])
+    return data.subset(torch.cat(chosen).sort().values)
+
+
+def keep_classes(data: ImageSet, classes: list[int] | tuple[int, ...] | range) -> ImageSet:
+    """Keep only the given class labels, relabelled 0..k-1 in the order given.
+
+    ``keep_classes(mnist, [5, 6, 7, 8, 9])`` makes digit 5 label 0, ..., digit 9 label 4.
+    """
+    classes = [int(c) for c in classes]
+    unknown = [c for c in classes if not 0 <= c < data.num_classes]
+    if unknown or not classes or len(set(classes)) != len(classes):
+        raise ValueError(f"classes={classes} must be distinct labels of {data.name}, each in "
+                         f"0..{data.num_classes - 1}")
+    new_label = torch.full((data.num_classes,), -1, dtype=torch.int64)
+    new_label[classes] = torch.arange(len(classes))
+    mask = new_label[data.labels] >= 0
+    return ImageSet(data.images[mask], new_label[data.labels[mask]],
+                    tuple(data.classes[c] for c in classes), data.name)

@@ -1,0 +1,96 @@
+"""``SmallCNN``: a classifier with a named body (``features``) and a named ``head``.
+
+Like torchvision's classifiers, the parts have names, so fine-tuning code reads
+``model.head`` and ``model.features.conv1`` rather than ``model[-1]``::
+
+    input (N, 1, 28, 28)
+    features.conv1  Conv 3x3 -> BatchNorm -> ReLU -> MaxPool   (N, width, 14, 14)
+    features.conv2  Conv 3x3 -> BatchNorm -> ReLU -> MaxPool   (N, 2*width, 7, 7)
+    features.fc     Flatten -> Linear -> ReLU -> Dropout        (N, hidden)
+    head            Linear                                      (N, num_classes)
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from .nn import Dropout
+
+
+@dataclass(frozen=True)
+class CNNConfig:
+    """Everything that decides the shape of a :class:`SmallCNN` (saved in checkpoints)."""
+
+    num_classes: int = 10
+    width: int = 16
+    hidden: int = 128
+    dropout: float = 0.25
+    batch_norm: bool = True
+
+
+class SmallCNN(nn.Module):
+    """A small convolutional classifier for 28x28 grey images.
+
+    Args:
+        num_classes: outputs of the head.
+        width: channels of the first convolution (the second has twice as many).
+        hidden: features the body hands to the head.
+        dropout: probability of :class:`ftcore.nn.Dropout` before the head.
+        batch_norm: use BatchNorm after each convolution.
+
+    ``forward`` takes (N, 1, 28, 28) floats in [0, 1] and returns logits (N, num_classes).
+    """
+
+    def __init__(self, num_classes: int = 10, width: int = 16, hidden: int = 128,
+                 dropout: float = 0.25, batch_norm: bool = True) -> None:
+        super().__init__()
+        for name, value in (("num_classes", num_classes), ("width", width), ("hidden", hidden)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+        self.config = CNNConfig(num_classes, width, hidden, float(dropout), batch_norm)
+
+        def conv_block(c_in: int, c_out: int) -> nn.Sequential:
+            norm = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
+            return nn.Sequential(OrderedDict(conv=nn.Conv2d(c_in, c_out, 3, padding=1),
+                                             norm=norm, relu=nn.ReLU(), pool=nn.MaxPool2d(2)))
+
+        self.features = nn.Sequential(OrderedDict(
+            conv1=conv_block(1, width),
+            conv2=conv_block(width, 2 * width),
+            fc=nn.Sequential(OrderedDict(flatten=nn.Flatten(),
+                                         linear=nn.Linear(2 * width * 7 * 7, hidden),
+                                         relu=nn.ReLU(), dropout=Dropout(dropout))),
+        ))
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        return self.head(self.features(x))
+
+
+def check_images(x: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``x`` is a float batch (N, 1, 28, 28) with values in [0, 1]."""
+    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        hint = " (add a channel axis: x.unsqueeze(1))" if x.dim() == 3 else ""
+        raise ValueError(f"SmallCNN expects images of shape (N, 1, 28, 28), got "
+                         f"{tuple(x.shape)}{hint}")
+    if not x.is_floating_point():
+        raise ValueError(f"SmallCNN expects float pixels in [0, 1], got {x.dtype}: divide by 255")
+    low, high = torch.aminmax(x)
+    if low < -1e-6 or high > 1 + 1e-6:
+        raise ValueError(f"SmallCNN expects pixel values in [0, 1], got {float(low):.3g} to "
+                         f"{float(high):.3g}: divide uint8 pixels by 255 and do not normalise")
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters (only those with ``requires_grad`` if asked)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def config_dict(model: SmallCNN) -> dict:
+    """The model's :class:`CNNConfig` as a plain dict (what checkpoints store)."""
+    return asdict(model.config)
