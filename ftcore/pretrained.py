@@ -36,7 +36,7 @@ class PretrainConfig:
     hidden: int = 128
     dropout: float = 0.25
     batch_norm: bool = True
-    epochs: int = 8
+    epochs: int = 12
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4
@@ -93,8 +93,16 @@ def pretrained_cnn(config: PretrainConfig | None = None, *, root=None, retrain: 
         except CorruptFileError as error:
             warnings.warn(f"{error} Retraining the pre-trained model.", stacklevel=2)
     model, history = pretrain(config, root=root, device=device, progress=progress)
-    save_checkpoint(model, path, pretrain_config=asdict(config), history=history.records)
+    cache_pretrained(model, config, history, root=root)
     return model.cpu()
+
+
+def cache_pretrained(model: SmallCNN, config: PretrainConfig, history: History,
+                     root=None) -> Path:
+    """Store a model trained by ``pretrain(config)`` where :func:`pretrained_cnn` looks for it
+    (with its config and history, for the record). Returns the file's path."""
+    return save_checkpoint(model, checkpoint_path(config, root),
+                           pretrain_config=asdict(config), history=history.records)
 
 
 def save_checkpoint(model: SmallCNN, path, **extra) -> Path:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
+from .augment import augment_batch
 from .data import ImageSet, make_loader
 from .optim import SGD
 from .runtime import pick_device, progress_enabled
@@ -61,6 +62,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         nesterov: bool = False, batch_size: int = 64,
         optimizer: torch.optim.Optimizer | None = None,
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lr_schedule: str = "constant", patience: int | None = None, seed: int = 0,
         device=None, progress: bool | None = None) -> History:
     """Train ``model`` on ``train`` with cross-entropy and return its :class:`History`.
@@ -72,7 +74,12 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         lr, momentum, weight_decay, nesterov: settings of the default optimizer,
             :class:`ftcore.optim.SGD` over the trainable (``requires_grad``) parameters.
         optimizer: use this instead (then the four settings above are ignored).
-        penalty: ``penalty(model)`` returns a scalar added to the loss (e.g. an L2 term).
+        penalty: ``penalty(model)`` returns a scalar added to the loss (e.g. an L2 term,
+            :mod:`ftcore.regularization`).
+        augment: a transform of ONE image (1, 28, 28) -> (1, 28, 28), e.g.
+            :func:`ftcore.augment.small_affine`; applied to every training image separately,
+            with fresh random parameters each epoch (:func:`ftcore.augment.augment_batch`).
+            Validation images are never augmented.
         lr_schedule: ``"constant"``, or ``"cosine"`` to anneal every group's learning rate
             to 0 over the run, batch by batch (``torch.optim.lr_scheduler.CosineAnnealingLR``).
         patience: early stopping: stop after this many epochs without a lower validation
@@ -118,6 +125,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
             for x, y in loader:
+                if augment is not None:
+                    x = augment_batch(augment, x)
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
