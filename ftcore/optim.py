@@ -46,10 +46,16 @@ class SGD(torch.optim.Optimizer):
                               nesterov=nesterov)
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                     "nesterov": nesterov}
-        super().__init__(params, defaults)
-        for group in self.param_groups:  # a group may override the defaults: check it too
-            check_hyperparameters(lr=group["lr"], momentum=group["momentum"],
-                                  weight_decay=group["weight_decay"], nesterov=group["nesterov"])
+        super().__init__(params, defaults)  # calls add_param_group for every group
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (e.g. layers unfrozen later in training), checking its settings first:
+        a group may override the defaults, so its values are checked too."""
+        settings = {**self.defaults, **param_group}
+        check_hyperparameters(lr=settings["lr"], momentum=settings["momentum"],
+                              weight_decay=settings["weight_decay"],
+                              nesterov=settings["nesterov"])
+        super().add_param_group(param_group)
 
     @torch.no_grad()
     def step(self, closure=None):

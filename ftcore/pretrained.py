@@ -24,6 +24,9 @@ from .models import SmallCNN, config_dict
 from .train import History, fit
 
 CHECKPOINT_FORMAT = "ftcore.SmallCNN/1"
+#: Bumped whenever the training code changes the weights a config produces, so caches made by
+#: older code are not reused (it is part of every cache key).
+RECIPE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ class PretrainConfig:
 
     def key(self) -> str:
         """A short hash of every field: equal configs, equal keys."""
-        text = json.dumps([CHECKPOINT_FORMAT, asdict(self)], sort_keys=True)
+        text = json.dumps([CHECKPOINT_FORMAT, RECIPE_VERSION, asdict(self)], sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -116,6 +119,13 @@ def save_checkpoint(model: SmallCNN, path, **extra) -> Path:
                         "state_dict": state, **extra}, path)
 
 
+def read_checkpoint(path) -> dict:
+    """Everything a checkpoint holds, as plain data: ``format``, ``model_config``,
+    ``state_dict`` and any extras saved with it (e.g. ``history``, ``pretrain_config``).
+    Read with ``weights_only=True``; raises :class:`~ftcore.data.CorruptFileError` if unreadable."""
+    return safe_load(path, required_keys=("format", "model_config", "state_dict"))
+
+
 def load_checkpoint(path, model: nn.Module | None = None) -> SmallCNN:
     """Load a checkpoint written by :func:`save_checkpoint` (with ``weights_only=True``).
 
@@ -124,7 +134,7 @@ def load_checkpoint(path, model: nn.Module | None = None) -> SmallCNN:
     Raises :class:`~ftcore.data.CorruptFileError` for an unreadable file and ``ValueError`` for
     a checkpoint of a different architecture.
     """
-    blob = safe_load(path, required_keys=("format", "model_config", "state_dict"))
+    blob = read_checkpoint(path)
     if blob["format"] != CHECKPOINT_FORMAT:
         raise CorruptFileError(f"{path} has format {blob['format']!r}, expected "
                                f"{CHECKPOINT_FORMAT!r}")

@@ -27,7 +27,6 @@ from .data import ImageSet, make_loader
 from .optim import SGD
 from .runtime import pick_device, progress_enabled
 
-
 SCHEDULES = ("constant", "cosine")
 
 
@@ -40,7 +39,7 @@ class History:
     """
 
     records: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
+    best_epoch: int | None = None  # lowest validation loss (None without a validation set)
     stopped_early: bool = False
 
     def column(self, key: str) -> list[float]:
@@ -159,6 +158,9 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
+    elif val is not None:  # no early stopping: still say which epoch validated best
+        losses = history.column("val_loss")
+        history.best_epoch = history.records[losses.index(min(losses))]["epoch"]
     model.eval()
     return history
 

@@ -16,10 +16,9 @@ def make_loader(data: torch.utils.data.Dataset, batch_size: int = 64, shuffle: b
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be >= 1")
-    if shuffle:
-        order = RandomSampler(data, generator=torch.Generator().manual_seed(seed))
-    else:
-        order = SequentialSampler(data)
+    generator = torch.Generator().manual_seed(seed)
+    order = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
     batches = BatchSampler(order, batch_size, drop_last)
     # batch_size=None: the dataset receives a list of indices and returns a whole batch.
-    return DataLoader(data, sampler=batches, batch_size=None)
+    # generator=: the loader's own per-epoch seed comes from it, not from the global RNG.
+    return DataLoader(data, sampler=batches, batch_size=None, generator=generator)

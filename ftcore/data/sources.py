@@ -80,15 +80,17 @@ def mnist_subset(root: Path) -> Raw:
 
 def _torchvision_dataset(cls, folder: str, root: Path, download: bool, hint: str) -> Raw:
     """Train and test splits of a torchvision IDX dataset (MNIST or FashionMNIST)."""
+    raw = root / folder / "raw"
+    if raw.is_dir():  # torchvision reads .gz copies only when downloading: unpack them here
+        _unpack_idx_files(raw, raw)
     try:
         train = cls(root, train=True, download=download)
         test = cls(root, train=False, download=download)
     except RuntimeError as error:
-        where = root / folder / "raw"
         how = ("downloading failed: check the internet connection, or" if download else
                "call with download=True when online, or")
         raise DataUnavailableError(
-            f"{folder} is not in {where} and {how} copy its four IDX files "
+            f"{folder} is not in {raw} and {how} copy its four IDX files "
             f"(train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, "
             f"t10k-labels-idx1-ubyte, optionally .gz) there. {hint}"
         ) from error
@@ -109,16 +111,19 @@ def fashion_mnist(root: Path, download: bool = False) -> Raw:
     from torchvision.datasets import FashionMNIST
 
     raw = root / "FashionMNIST" / "raw"
-    if DEBIAN_FASHION_DIR.is_dir() and not (raw / "train-images-idx3-ubyte").exists():
+    if DEBIAN_FASHION_DIR.is_dir():
         _unpack_idx_files(DEBIAN_FASHION_DIR, raw)
     return _torchvision_dataset(FashionMNIST, "FashionMNIST", root, download,
                                 "On Debian/Ubuntu: apt-get install dataset-fashion-mnist.")
 
 
 def _unpack_idx_files(source: Path, target: Path) -> None:
-    """Decompress ``source/*.gz`` into ``target`` (each file atomically)."""
+    """Decompress ``source/*-ubyte.gz`` into ``target`` (each file atomically), skipping the
+    files that ``target`` already holds uncompressed."""
     target.mkdir(parents=True, exist_ok=True)
     for gz in sorted(source.glob("*-ubyte.gz")):
+        if (target / gz.name[:-3]).exists():
+            continue
         fd, tmp = tempfile.mkstemp(dir=target, suffix=".tmp")
         with os.fdopen(fd, "wb") as out, gzip.open(gz, "rb") as f:
             shutil.copyfileobj(f, out)
