@@ -177,7 +177,7 @@ def set_train_mode(model: nn.Module) -> None:
 
 
 @torch.no_grad()
-def predict(model: nn.Module, images: torch.Tensor | ImageSet, batch_size: int = 1000,
+def predict(model: nn.Module, images: torch.Tensor | ImageSet, batch_size: int = 256,
             device=None) -> torch.Tensor:
     """Logits (N, num_classes) on the CPU for images (N, 1, 28, 28), in evaluation mode."""
     if isinstance(images, ImageSet):
@@ -190,7 +190,7 @@ def predict(model: nn.Module, images: torch.Tensor | ImageSet, batch_size: int =
     return torch.cat(logits)
 
 
-def evaluate(model: nn.Module, data: ImageSet, batch_size: int = 1000, device=None) -> dict:
+def evaluate(model: nn.Module, data: ImageSet, batch_size: int = 256, device=None) -> dict:
     """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` on ``data``."""
     check_labels(model, data, pick_device(device))
     logits = predict(model, data, batch_size, device)

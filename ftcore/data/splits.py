@@ -25,18 +25,22 @@ class Splits:
         return iter((self.train, self.val, self.test))
 
 
+def split_positions(labels: torch.Tensor, fraction: float | int, seed: int = 0
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stratified (rest, held_out) positions for ``labels`` (N,): every class in the same
+    proportion in both. ``fraction`` is the held-out share (0 < fraction < 1) or a count.
+    The same ``seed`` always gives the same split (scikit-learn's ``train_test_split``)."""
+    rest, held = train_test_split(torch.arange(len(labels)).numpy(), test_size=fraction,
+                                  random_state=seed, stratify=labels.numpy())
+    return torch.as_tensor(rest), torch.as_tensor(held)
+
+
 def stratified_split(data: ImageSet, fraction: float | int, seed: int = 0
                      ) -> tuple[ImageSet, ImageSet]:
-    """Split ``data`` into (rest, held_out) with every class in the same proportion in both.
-
-    ``fraction`` is the held-out share (0 < fraction < 1) or a count of examples.
-    The same ``seed`` always gives the same split (scikit-learn's ``train_test_split``).
-    """
-    positions = torch.arange(len(data))
-    rest, held = train_test_split(positions.numpy(), test_size=fraction, random_state=seed,
-                                  stratify=data.labels.numpy())
-    return (data.subset(torch.as_tensor(rest)),
-            data.subset(torch.as_tensor(held)))
+    """Split ``data`` into (rest, held_out) with every class in the same proportion in both
+    (see :func:`split_positions`)."""
+    rest, held = split_positions(data.labels, fraction, seed)
+    return data.subset(rest), data.subset(held)
 
 
 def per_class(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
