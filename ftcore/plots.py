@@ -107,3 +107,111 @@ def plot_filters(weight: torch.Tensor, ncols: int = 8, title: str = "first-layer
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_accuracy_matrices(results, ncols: int = 3, title: str | None = None):
+    """Heatmaps of continual-learning accuracy matrices, one panel per result.
+
+    Args:
+        results: a sequence of results with ``label``, ``tasks`` (names) and ``accuracy``
+            (R, rows of floats: ``R[i][j]`` = accuracy on task j after training on task i),
+            such as :class:`ftcore.continual.SequenceResult`.
+    Each cell shows R[i][j] in percent; below the diagonal is what was kept, above it what
+    was never learned yet.
+    """
+    results = list(results)
+    ncols = max(1, min(ncols, len(results)))
+    nrows = -(-len(results) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.3 * ncols, 3.1 * nrows + 0.4), squeeze=False,
+                             layout="constrained")
+    for ax in axes.flat[len(results):]:
+        ax.axis("off")
+    for ax, result in zip(axes.flat, results, strict=False):
+        R = np.asarray(result.accuracy, dtype=float)
+        image = ax.imshow(R, cmap="viridis", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(R):
+            ax.text(j, i, f"{100 * value:.0f}", ha="center", va="center", fontsize=8,
+                    color="black" if value > 0.6 else "white")
+        ticks = range(len(result.tasks))
+        ax.set_xticks(ticks, result.tasks, fontsize=7, rotation=45 * (len(result.tasks) > 3))
+        ax.set_yticks(ticks, result.tasks, fontsize=7)
+        ax.set_xlabel("tested on task j", fontsize=8)
+        ax.set_ylabel("after training task i", fontsize=8)
+        ax.set_title(result.label, fontsize=10)
+    fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="accuracy")
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_task_curves(results, title: str | None = None):
+    """Accuracy on every task while a sequence is trained, one panel per result.
+
+    Args:
+        results: a sequence of results with ``label``, ``tasks`` and ``curve`` records
+            ``{"task": i, "step": s, "accuracy": [per task]}`` (``run_sequence(...,
+            eval_every=k)``). The x axis counts steps over the whole sequence; dotted lines
+            mark where a new task starts.
+    """
+    results = list(results)
+    fig, axes = plt.subplots(1, len(results), figsize=(5.5 * len(results), 3.4), squeeze=False)
+    for ax, result in zip(axes[0], results, strict=True):
+        offsets, start = {}, 0
+        for record in result.curve:  # each task starts where the previous one ended
+            offsets.setdefault(record["task"], start)
+            start = max(start, offsets[record["task"]] + record["step"])
+        x = [offsets[r["task"]] + r["step"] for r in result.curve]
+        for j, name in enumerate(result.tasks):
+            ax.plot(x, [r["accuracy"][j] for r in result.curve], label=f"task {name}")
+        for offset in list(offsets.values())[1:]:
+            ax.axvline(offset, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel("SGD steps over the whole sequence")
+        ax.set_ylabel("test accuracy")
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(result.label)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sweep(rows, x: str, group: str, panel: str | None = None, y: str = "mean",
+               band: tuple[str, str] | None = ("min", "max"), logx: bool = False,
+               xlabel: str | None = None, ylabel: str = "test accuracy",
+               title: str | None = None):
+    """Summary rows (one per x, group and panel) as lines with a shaded band, e.g. the mean
+    test accuracy over seeds against labels per class, one line per strategy, one panel per
+    task, with the band from the worst to the best seed (:func:`ftcore.transfer.summarise`).
+    """
+    rows = list(rows)
+    panels = list(dict.fromkeys(r[panel] for r in rows)) if panel else [None]
+    groups = list(dict.fromkeys(r[group] for r in rows))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels) + 1.5, 3.4),
+                             squeeze=False, sharey=True)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes[0], panels, strict=True):
+        for i, g in enumerate(groups):
+            line = sorted((r for r in rows if r[group] == g and (panel is None
+                                                                   or r[panel] == name)),
+                          key=lambda r: r[x])
+            xs = [r[x] for r in line]
+            ax.plot(xs, [r[y] for r in line], "o-", color=colors[i % len(colors)], label=str(g))
+            if band:
+                ax.fill_between(xs, [r[band[0]] for r in line], [r[band[1]] for r in line],
+                                color=colors[i % len(colors)], alpha=0.15)
+        if logx:  # ticks at the measured values, written plainly (1, 5, 50, not 10^0)
+            ax.set_xscale("log")
+            ticks = sorted({r[x] for r in rows})
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
+        ax.set_xlabel(xlabel or x)
+        ax.set_title(str(name) if name is not None else "")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,138 @@
+"""Hyper-parameter sweeps as plain records: run every combination, compare, pick the best.
+
+>>> records = sweep(lambda lr, batch_size: {"val_acc": train_and_score(lr, batch_size)},
+...                 {"lr": [0.01, 0.1], "batch_size": [16, 64]})        # 4 runs
+>>> print(table(records))
+>>> best(records, "val_acc")            # the record with the highest validation accuracy
+>>> average(runs, by="lr", keys=["val_acc"])   # the mean over repeats (e.g. seeds) per lr
+
+Choose on the validation split only: the test split is for one final measurement of the
+chosen setting, never for choosing (a choice made on the test set makes its score optimistic).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+
+
+def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
+    """Every combination of the values in ``grid``, as dicts, the last name varying fastest.
+
+    ``grid_points({"lr": [0.1, 0.01], "epochs": [5]})`` is
+    ``[{"lr": 0.1, "epochs": 5}, {"lr": 0.01, "epochs": 5}]``.
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError(f"grid={grid!r} must be a non-empty dict of name -> list of values, "
+                         "e.g. {'lr': [0.01, 0.1]}")
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) \
+                or len(list(values)) == 0:
+            raise ValueError(f"grid[{name!r}]={values!r} must be a non-empty list of values, "
+                             f"e.g. [{values!r}]")
+    names = list(grid)
+    return [dict(zip(names, combo, strict=True))
+            for combo in itertools.product(*(list(grid[n]) for n in names))]
+
+
+def sweep(run: Callable[..., Mapping], grid: Mapping[str, Sequence]) -> list[dict]:
+    """Call ``run(**point)`` for every point of the grid; return one record per run.
+
+    ``run`` takes the grid's names as keyword arguments and returns a dict of results (e.g.
+    ``{"val_acc": 0.91}``). Each record is the point, then the results, then ``seconds`` (the
+    run's wall time). A result may not reuse a parameter's name.
+    """
+    records = []
+    for point in grid_points(grid):
+        start = time.perf_counter()
+        result = run(**point)
+        if not isinstance(result, Mapping):
+            raise TypeError(f"run({point}) returned {type(result).__name__}; it must return a "
+                            "dict of results, e.g. {'val_acc': 0.9}")
+        clash = sorted(set(point) & set(result))
+        if clash:
+            raise ValueError(f"run's results {clash} have the same names as parameters; "
+                             "rename them (e.g. 'final_lr')")
+        records.append({**point, **result, "seconds": time.perf_counter() - start})
+    return records
+
+
+def best(records: Sequence[Mapping], key: str, mode: str = "max") -> dict:
+    """The record with the highest (``mode="max"``) or lowest (``"min"``) ``record[key]``;
+    the first one on ties. NaN values are never best."""
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode={mode!r} is not one of 'max', 'min'")
+    if not records:
+        raise ValueError("best: there are no records to choose from")
+    missing = [i for i, r in enumerate(records) if key not in r]
+    if missing:
+        raise KeyError(f"record {missing[0]} has no {key!r}; it has {sorted(records[missing[0]])}")
+    usable = [r for r in records if not _is_nan(r[key])]
+    if not usable:
+        raise ValueError(f"every record has {key}=nan: there is no best one")
+    pick = max if mode == "max" else min
+    return dict(pick(usable, key=lambda r: r[key]))
+
+
+def average(records: Sequence[Mapping], by: str | Sequence[str],
+            keys: Sequence[str]) -> list[dict]:
+    """Mean of ``keys`` over the records that share the values of ``by`` (e.g. over seeds).
+
+    ``average(runs, "p", ["val_acc"])`` turns one record per (p, seed) into one record per p:
+    ``{"p": 0.5, "val_acc": <mean over seeds>, "n": <number of seeds>}``, in order of first
+    appearance.
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    groups: dict[tuple, list[Mapping]] = {}
+    for r in records:
+        missing = [k for k in (*by, *keys) if k not in r]
+        if missing:
+            raise KeyError(f"a record has no {missing[0]!r}; it has {sorted(r)}")
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    return [{**dict(zip(by, values, strict=True)),
+             **{k: sum(r[k] for r in group) / len(group) for k in keys}, "n": len(group)}
+            for values, group in groups.items()]
+
+
+def table(records: Sequence[Mapping], columns: Sequence[str] | None = None,
+          digits: int = 3) -> str:
+    """Records as an aligned text table (floats rounded to ``digits``), one row per record.
+
+    ``columns`` picks and orders the columns; default: every key, in order of first appearance.
+    Missing values are blank.
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(k for r in records for k in r))
+    cells = [[_format(r.get(c, ""), digits) for c in columns] for r in records]
+    widths = [max([len(str(c))] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    numeric = [bool(cells) and all(_numeric(row[i]) for row in cells)
+               for i in range(len(columns))]  # numbers are right-aligned, text left-aligned
+
+    def line(values):
+        return "  ".join(v.rjust(w) if right else v.ljust(w)
+                         for v, w, right in zip(values, widths, numeric, strict=True)).rstrip()
+
+    return "\n".join([line([str(c) for c in columns]), line(["-" * w for w in widths]),
+                      *(line(row) for row in cells)])
+
+
+def _format(value, digits: int) -> str:
+    if isinstance(value, float):  # values that would print as 0.000 keep a digit: 0.0003, 1e-05
+        if value == 0 or abs(value) >= 10 ** -digits or math.isnan(value):
+            return f"{value:.{digits}f}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_nan(value) -> bool:
+    return isinstance(value, float) and math.isnan(value)

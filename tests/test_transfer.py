@@ -1,0 +1,176 @@
+"""Tests for ftcore.transfer (strategy grids, Yosinski-style transfer, summaries) and the
+figure that shows them, ftcore.plots.plot_sweep. Tiny models and data keep them fast."""
+
+import copy
+import math
+
+import pytest
+import torch
+
+from ftcore import SmallCNN
+from ftcore.data import ImageSet
+from ftcore.plots import plot_sweep
+from ftcore.surgery import STRATEGIES, blocks, is_frozen
+from ftcore.transfer import (
+    epochs_for,
+    lookup,
+    pivot,
+    relative_change,
+    strategy_grid,
+    summarise,
+    train_and_score,
+    transfer_first,
+)
+
+BODY = ["features.conv1", "features.conv2", "features.fc"]
+
+
+def tiny_model(seed=0, num_classes=10):
+    torch.manual_seed(seed)
+    return SmallCNN(num_classes, width=4, hidden=16).eval()
+
+
+def tiny_data(per_class=6, classes=5, seed=0, name="tiny"):
+    g = torch.Generator().manual_seed(seed)
+    n = per_class * classes
+    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % classes,
+                    tuple(str(c) for c in range(classes)), name)
+
+
+def same_state(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("steps, n, batch, expected", [(30, 500, 25, 2), (30, 10, 25, 30),
+                                                       (20, 500, 25, 1), (30, 100, 25, 8)])
+def test_epochs_for_gives_at_least_the_steps(steps, n, batch, expected):
+    epochs = epochs_for(steps, n, batch)
+    assert epochs == expected
+    per_epoch = math.ceil(n / batch)
+    assert epochs * per_epoch >= steps > (epochs - 1) * per_epoch
+
+
+def test_epochs_for_rejects_nonsense():
+    with pytest.raises(ValueError, match="steps=0"):
+        epochs_for(0, 10, 5)
+
+
+def test_train_and_score_record():
+    model = tiny_model(num_classes=5)
+    train, test = tiny_data(), tiny_data(seed=1)
+    record = train_and_score(model, train, test, steps=4, batch_size=10, lr=0.05,
+                             val=tiny_data(seed=2), seed=0)
+    assert record["epochs"] == 2  # 30 examples in batches of 10: 3 steps per epoch
+    assert len(record["history"]) == 2 and "val_acc" in record["history"][0]
+    assert record["trainable"] == record["total"] == sum(p.numel() for p in model.parameters())
+    correct = (model(test.images).argmax(1) == test.labels).float().mean().item()
+    assert record["test_acc"] == pytest.approx(correct)
+
+
+def test_strategy_grid_runs_every_combination_and_leaves_the_model_alone():
+    pretrained = tiny_model()
+    before = copy.deepcopy(pretrained)
+    lr = {"scratch": 0.05, "feature_extraction": 0.1, "partial": 0.05, "full": 0.02}
+    records = strategy_grid(pretrained, tiny_data(), tiny_data(seed=1), labels_per_class=(1, 3),
+                            seeds=(0, 1), steps=2, batch_size=8, lr=lr, task="t")
+    assert len(records) == 2 * 2 * len(STRATEGIES)
+    assert same_state(before, pretrained)
+    assert {(r["labels_per_class"], r["seed"], r["strategy"]) for r in records} == {
+        (n, s, st) for n in (1, 3) for s in (0, 1) for st in STRATEGIES}
+    for r in records:
+        assert r["task"] == "t" and r["lr"] == lr[r["strategy"]]
+        assert 0 <= r["test_acc"] <= 1
+    trainable = {r["strategy"]: r["trainable"] for r in records}
+    head = 16 * 5 + 5
+    assert trainable["feature_extraction"] == head
+    assert trainable["scratch"] == trainable["full"] == records[0]["total"]
+    assert head < trainable["partial"] < trainable["full"]
+    again = strategy_grid(pretrained, tiny_data(), tiny_data(seed=1), labels_per_class=(1, 3),
+                          seeds=(0, 1), steps=2, batch_size=8, lr=lr, task="t")
+    assert [r["test_acc"] for r in again] == [r["test_acc"] for r in records]  # seeded
+
+
+def test_strategy_grid_bad_input():
+    data = tiny_data()
+    with pytest.raises(ValueError, match="strategy='fulll' is not one of 'scratch'"):
+        strategy_grid(tiny_model(), data, data, strategies=("fulll",), steps=1)
+    with pytest.raises(ValueError, match="lr has no entry for strategy 'partial'"):
+        strategy_grid(tiny_model(), data, data, strategies=("partial",), steps=1,
+                      lr={"full": 0.1})
+
+
+@pytest.mark.parametrize("fine_tune", [False, True])
+def test_transfer_first_keeps_k_blocks_and_reinitialises_the_rest(fine_tune):
+    pretrained = tiny_model()
+    before = copy.deepcopy(pretrained)
+    model = transfer_first(pretrained, 2, 3, fine_tune=fine_tune, seed=0)
+    assert same_state(before, pretrained)
+    assert model.head.out_features == 3
+    for name in BODY[:2]:
+        assert same_state(pretrained.get_submodule(name), model.get_submodule(name))
+        assert is_frozen(model.get_submodule(name)) is not fine_tune
+    fc_old = pretrained.features.fc.linear.weight
+    assert not torch.equal(fc_old, model.features.fc.linear.weight)
+    assert not is_frozen(model.features.fc) and not is_frozen(model.head)
+
+
+def test_transfer_first_zero_is_scratch_and_all_is_feature_extraction():
+    pretrained = tiny_model(seed=1)  # (seed 0 would re-draw the very same initial weights)
+    scratch = transfer_first(pretrained, 0, 5, fine_tune=False, seed=0)
+    for name, module in blocks(pretrained):
+        assert not torch.equal(next(module.parameters()),
+                               next(scratch.get_submodule(name).parameters())), name
+    assert all(p.requires_grad for p in scratch.parameters())
+    frozen = transfer_first(pretrained, 3, 5, fine_tune=False, seed=0)
+    assert [n for n, m in blocks(frozen) if is_frozen(m)] == BODY
+    with pytest.raises(ValueError, match="k=4 must be a whole number from 0 to 3"):
+        transfer_first(pretrained, 4, 5, fine_tune=True)
+
+
+def test_summarise_mean_spread_and_grouping():
+    records = [{"task": "a", "strategy": "s", "labels_per_class": 1, "test_acc": v}
+               for v in (0.5, 0.7, 0.9)]
+    records.append({"task": "a", "strategy": "t", "labels_per_class": 1, "test_acc": 0.4})
+    rows = summarise(records)
+    assert rows[0] == pytest.approx({"task": "a", "strategy": "s", "labels_per_class": 1,
+                                     "mean": 0.7, "min": 0.5, "max": 0.9, "std": 0.2, "n": 3})
+    assert rows[1]["std"] == 0.0 and rows[1]["n"] == 1
+    with pytest.raises(KeyError, match="seconds"):
+        summarise(records, key="seconds")
+
+
+def test_pivot_and_lookup():
+    rows = [{"task": "a", "strategy": s, "labels_per_class": n, "mean": m}
+            for s, n, m in [("x", 1, 0.1), ("x", 5, 0.2), ("y", 1, 0.3), ("y", 5, 0.4)]]
+    rows.append({"task": "b", "strategy": "x", "labels_per_class": 1, "mean": 0.9})
+    table = pivot(rows, "strategy", "labels_per_class", lambda r: r["mean"], task="a")
+    assert table == [{"strategy": "x", "1": 0.1, "5": 0.2}, {"strategy": "y", "1": 0.3, "5": 0.4}]
+    assert lookup(rows, task="b")["mean"] == 0.9
+    with pytest.raises(KeyError, match="2 rows match"):
+        lookup(rows, strategy="x", labels_per_class=1)
+
+
+def test_relative_change():
+    before = tiny_model()
+    after = copy.deepcopy(before)
+    with torch.no_grad():
+        after.head.weight.mul_(3)
+    change = relative_change(copy.deepcopy(before.state_dict()), after)
+    assert change["head.weight"] == pytest.approx(2.0)
+    assert change["features.conv1.conv.weight"] == 0.0
+
+
+def test_plot_sweep_draws_one_line_per_group_per_panel():
+    rows = [{"task": t, "strategy": s, "labels_per_class": n, "mean": m, "min": m - 0.1,
+             "max": m + 0.1}
+            for t in ("a", "b") for s in ("x", "y") for n, m in ((5, 0.6), (1, 0.3))]
+    fig = plot_sweep(rows, x="labels_per_class", group="strategy", panel="task", logx=True)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    for ax in axes:
+        lines = ax.get_lines()
+        assert [line.get_label() for line in lines] == ["x", "y"]
+        assert list(lines[0].get_xdata()) == [1, 5]  # sorted by x
+        assert list(lines[0].get_ydata()) == [0.3, 0.6]
+        assert ax.get_xscale() == "log"
