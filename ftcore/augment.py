@@ -13,9 +13,12 @@ per image.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
-from torchvision.transforms import v2
+
+if TYPE_CHECKING:  # torchvision is imported only when an augmentation is made: ftcore.train
+    from torchvision.transforms import v2  # imports this module, and most runs never augment
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -27,6 +30,8 @@ def small_affine(degrees: float = 10, translate: float = 0.1,
     (background). Digits stay digits under such changes, so the label is unchanged."""
     if not 0 <= translate < 1:
         raise ValueError(f"translate={translate!r} must be in [0, 1): a fraction of the width")
+    from torchvision.transforms import v2
+
     return v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=scale)
 
 
