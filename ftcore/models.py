@@ -94,3 +94,42 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 def config_dict(model: SmallCNN) -> dict:
     """The model's :class:`CNNConfig` as a plain dict (what checkpoints store)."""
     return asdict(model.config)
+
+
+class MLP(nn.Module):
+    """A fully connected classifier for 28x28 grey images, with the same named parts as
+    :class:`SmallCNN` (``features`` and ``head``), so surgery and continual-learning code
+    treat both alike. The classic model for permuted MNIST, where pixel order carries no
+    meaning, so convolutions have nothing to exploit::
+
+        input (N, 1, 28, 28)
+        features.flatten                                (N, 784)
+        features.fc1 .. fcK  Linear -> ReLU -> Dropout  (N, hidden[k])
+        head                 Linear                     (N, num_classes)
+
+    Args:
+        num_classes: outputs of the head.
+        hidden: the width of each hidden layer, e.g. ``(100, 100)`` for two layers.
+        dropout: probability of :class:`ftcore.nn.Dropout` after each hidden layer.
+    """
+
+    def __init__(self, num_classes: int = 10, hidden: tuple[int, ...] = (100, 100),
+                 dropout: float = 0.0) -> None:
+        super().__init__()
+        hidden = tuple(hidden)
+        for name, value in (("num_classes", num_classes), *(("hidden", h) for h in hidden)):
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+        if not hidden:
+            raise ValueError("hidden=() needs at least one layer width, e.g. hidden=(100,)")
+        layers, width = [("flatten", nn.Flatten())], 28 * 28
+        for k, h in enumerate(hidden, start=1):
+            layers.append((f"fc{k}", nn.Sequential(OrderedDict(
+                linear=nn.Linear(width, h), relu=nn.ReLU(), dropout=Dropout(dropout)))))
+            width = h
+        self.features = nn.Sequential(OrderedDict(layers))
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_images(x)
+        return self.head(self.features(x))
