@@ -2,12 +2,17 @@
 
 The book's library, one concept per module (arrows point down only)::
 
-    plots        figures from results
-    pretrained   the cached MNIST-pre-trained CNN, checkpoints
-    train        fit, evaluate, predict, History
-    models       SmallCNN with named ``features`` and ``head``
-    nn, optim    first principles: Dropout, SGD
-    data         MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
+    plots                  figures from results (histories, tables, accuracy matrices)
+    continual, remedies    catastrophic forgetting: task sequences, metrics, replay, EWC
+    shifts                 domain mismatch: MNIST-C-style corruptions, shift detectors
+    transfer, sweep        experiment grids that return plain records
+    surgery                replace_head, freeze/unfreeze, param_groups, strategies
+    regularization         L1, L2 and L2-SP penalties for ``fit(penalty=...)``
+    pretrained             the cached MNIST-pre-trained CNN, checkpoints
+    train, augment         fit, evaluate, predict, History; per-image augmentation
+    models                 SmallCNN and MLP with named ``features`` and ``head``
+    nn, optim              first principles: Dropout, SGD
+    data                   MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
 """
 
 from .data import ImageSet, load_dataset, make_loader, per_class
