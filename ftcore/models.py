@@ -68,21 +68,21 @@ class SmallCNN(nn.Module):
         self.head = nn.Linear(hidden, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x)
+        check_images(x, type(self).__name__)
         return self.head(self.features(x))
 
 
-def check_images(x: torch.Tensor) -> None:
+def check_images(x: torch.Tensor, model: str = "SmallCNN") -> None:
     """Raise ``ValueError`` unless ``x`` is a float batch (N, 1, 28, 28) with values in [0, 1]."""
     if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
         hint = " (add a channel axis: x.unsqueeze(1))" if x.dim() == 3 else ""
-        raise ValueError(f"SmallCNN expects images of shape (N, 1, 28, 28), got "
+        raise ValueError(f"{model} expects images of shape (N, 1, 28, 28), got "
                          f"{tuple(x.shape)}{hint}")
     if not x.is_floating_point():
-        raise ValueError(f"SmallCNN expects float pixels in [0, 1], got {x.dtype}: divide by 255")
+        raise ValueError(f"{model} expects float pixels in [0, 1], got {x.dtype}: divide by 255")
     low, high = torch.aminmax(x)
     if low < -1e-6 or high > 1 + 1e-6:
-        raise ValueError(f"SmallCNN expects pixel values in [0, 1], got {float(low):.3g} to "
+        raise ValueError(f"{model} expects pixel values in [0, 1], got {float(low):.3g} to "
                          f"{float(high):.3g}: divide uint8 pixels by 255 and do not normalise")
 
 
@@ -131,5 +131,5 @@ class MLP(nn.Module):
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        check_images(x)
+        check_images(x, type(self).__name__)
         return self.head(self.features(x))

@@ -87,3 +87,10 @@ def test_bad_configuration_raises(kwargs):
     name, value = next(iter(kwargs.items()))
     with pytest.raises(ValueError, match=f"{name}={value!r}"):
         SmallCNN(**kwargs)
+
+
+def test_mlp_input_errors_name_the_mlp():
+    from ftcore.models import MLP
+
+    with pytest.raises(ValueError, match=r"^MLP expects pixel values in \[0, 1\]"):
+        MLP()(torch.full((2, 1, 28, 28), 255.0))
