@@ -9,9 +9,10 @@ import copy
 import pytest
 import torch
 import torchvision
+from helpers import BODY_BLOCKS, tiny_cnn
 from torch import nn
 
-from ftcore import SGD, SmallCNN, count_parameters, fit
+from ftcore import SGD, count_parameters, fit
 from ftcore.data import ImageSet
 from ftcore.pretrained import load_checkpoint, save_checkpoint
 from ftcore.surgery import (
@@ -30,13 +31,6 @@ from ftcore.surgery import (
     unfreeze,
 )
 from ftcore.train import set_train_mode
-
-SMALL = ["features.conv1", "features.conv2", "features.fc"]
-
-
-def small_cnn(seed=0, num_classes=10):
-    torch.manual_seed(seed)
-    return SmallCNN(num_classes, width=4, hidden=16)
 
 
 def tiny_data(n=48, classes=5, seed=0):
@@ -74,7 +68,7 @@ def resnet():
 # --- find_head / replace_head -----------------------------------------------------------------
 
 def test_find_head_small_cnn():
-    model = small_cnn()
+    model = tiny_cnn()
     assert find_head(model) == ("head", model.head)
 
 
@@ -110,7 +104,7 @@ def test_replace_head_torchvision(builder):
 
 
 def test_replace_head_keeps_body_and_changes_output():
-    model = small_cnn()
+    model = tiny_cnn()
     body = state_copy(model.features)
     replace_head(model, 3)
     assert_same_state(body, model.features)
@@ -130,7 +124,7 @@ def test_replace_head_resnet_forward(resnet):
 
 
 def test_replace_head_seed_is_reproducible_and_leaves_global_rng_alone():
-    a, b = small_cnn(), small_cnn()
+    a, b = tiny_cnn(), tiny_cnn()
     rng = torch.get_rng_state()
     replace_head(a, 5, seed=3)
     assert torch.equal(rng, torch.get_rng_state())
@@ -141,7 +135,7 @@ def test_replace_head_seed_is_reproducible_and_leaves_global_rng_alone():
 
 
 def test_replace_head_updates_checkpoint_config(tmp_path):
-    model = replace_head(small_cnn(), 5)
+    model = replace_head(tiny_cnn(), 5)
     assert model.config.num_classes == 5
     loaded = load_checkpoint(save_checkpoint(model, tmp_path / "m.pt"))
     assert loaded.head.out_features == 5
@@ -151,7 +145,7 @@ def test_replace_head_updates_checkpoint_config(tmp_path):
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "5"])
 def test_replace_head_rejects_bad_class_counts(bad):
     with pytest.raises(ValueError, match=r"num_classes=.* must be a whole number >= 1"):
-        replace_head(small_cnn(), bad)
+        replace_head(tiny_cnn(), bad)
 
 
 def test_unfindable_head_names_where_it_looked():
@@ -171,16 +165,16 @@ def test_unfindable_head_names_where_it_looked():
 # --- blocks, freeze, unfreeze -----------------------------------------------------------------
 
 def test_blocks_small_cnn_and_resnet(resnet):
-    assert [n for n, _ in blocks(small_cnn())] == SMALL + ["head"]
-    assert body_blocks(small_cnn()) == SMALL
+    assert [n for n, _ in blocks(tiny_cnn())] == BODY_BLOCKS + ["head"]
+    assert body_blocks(tiny_cnn()) == BODY_BLOCKS
     assert body_blocks(resnet) == ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4"]
     # every parameter of these models lies in exactly one block
-    for model in (small_cnn(), resnet):
+    for model in (tiny_cnn(), resnet):
         assert sum(count_parameters(m) for _, m in blocks(model)) == count_parameters(model)
 
 
 def test_freeze_and_unfreeze_whole_model():
-    model = small_cnn()
+    model = tiny_cnn()
     assert freeze(model) is model
     assert trainable_names(model) == set()
     assert unfreeze(model) is model
@@ -188,7 +182,7 @@ def test_freeze_and_unfreeze_whole_model():
 
 
 def test_freeze_parts_by_dotted_name():
-    model = small_cnn()
+    model = tiny_cnn()
     freeze(model, "features.conv1", "features.conv2")
     assert is_frozen(model.features.conv1) and is_frozen(model.features.conv2)
     assert not is_frozen(model.features.fc) and not is_frozen(model.head)
@@ -202,27 +196,27 @@ def test_freeze_parts_by_dotted_name():
 
 
 def test_unknown_part_lists_valid_names_and_changes_nothing():
-    model = small_cnn()
+    model = tiny_cnn()
     with pytest.raises(ValueError) as info:
         freeze(model, "head", "feature")
     message = str(info.value)
     assert "'feature'" in message
-    for name in ["features", "head"] + SMALL:
+    for name in ["features", "head"] + BODY_BLOCKS:
         assert name in message
     assert all(p.requires_grad for p in model.parameters())  # "head" was not frozen either
     with pytest.raises(ValueError, match="'layer5'"):
-        unfreeze(small_cnn(), "layer5")
+        unfreeze(tiny_cnn(), "layer5")
 
 
 def test_freeze_below_counts_blocks_from_the_input():
-    model = small_cnn()
-    for k in range(len(SMALL) + 1):
+    model = tiny_cnn()
+    for k in range(len(BODY_BLOCKS) + 1):
         freeze_below(model, k)
         frozen = [name for name, m in blocks(model) if is_frozen(m)]
-        assert frozen == SMALL[:k]
+        assert frozen == BODY_BLOCKS[:k]
     assert not is_frozen(model.head)
     freeze_below(model, "features.fc")
-    assert [n for n, m in blocks(model) if is_frozen(m)] == SMALL[:2]
+    assert [n for n, m in blocks(model) if is_frozen(m)] == BODY_BLOCKS[:2]
 
 
 def test_freeze_below_on_resnet(resnet):
@@ -236,13 +230,13 @@ def test_freeze_below_on_resnet(resnet):
 @pytest.mark.parametrize("bad", [-1, 4, 1.0, "head", "conv1"])
 def test_freeze_below_rejects_bad_depths(bad):
     with pytest.raises(ValueError, match="features.conv1, features.conv2, features.fc"):
-        freeze_below(small_cnn(), bad)
+        freeze_below(tiny_cnn(), bad)
 
 
 def test_trainable_summary_counts_per_block():
-    model = prepare(small_cnn(), "feature_extraction", 5)
+    model = prepare(tiny_cnn(), "feature_extraction", 5)
     rows = trainable_summary(model)
-    assert [r["name"] for r in rows] == SMALL + ["head"]
+    assert [r["name"] for r in rows] == BODY_BLOCKS + ["head"]
     assert sum(r["total"] for r in rows) == count_parameters(model)
     assert sum(r["trainable"] for r in rows) == count_parameters(model, trainable_only=True)
     assert [r["trainable"] for r in rows] == [0, 0, 0, 16 * 5 + 5]
@@ -261,7 +255,7 @@ def test_trainable_summary_reports_parameters_outside_blocks():
 # --- frozen really means fixed ----------------------------------------------------------------
 
 def test_frozen_body_is_bit_for_bit_unchanged_after_fit():
-    model = small_cnn()
+    model = tiny_cnn()
     # non-default BatchNorm statistics, so any update would show
     with torch.no_grad():
         for bn in (model.features.conv1.norm, model.features.conv2.norm):
@@ -279,7 +273,7 @@ def test_frozen_body_is_bit_for_bit_unchanged_after_fit():
 
 
 def test_frozen_parts_fixed_with_torch_sgd_and_param_groups():
-    model = freeze_below(small_cnn(), 2)
+    model = freeze_below(tiny_cnn(), 2)
     frozen = state_copy(model.features.conv1), state_copy(model.features.conv2)
     fc = model.features.fc.linear.weight.detach().clone()
     optimizer = torch.optim.SGD(param_groups(model, 0.1), momentum=0.9, weight_decay=0.1)
@@ -290,7 +284,7 @@ def test_frozen_parts_fixed_with_torch_sgd_and_param_groups():
 
 
 def test_frozen_batchnorm_statistics_the_trap_and_the_fix():
-    model = freeze(small_cnn(), "features")
+    model = freeze(tiny_cnn(), "features")
     bn = model.features.conv1.norm
     before = bn.running_mean.clone()
     x = torch.rand(8, 1, 28, 28)
@@ -322,7 +316,7 @@ def test_resnet_frozen_blocks_stay_fixed_in_a_training_step(resnet):
 
 
 def test_fit_with_everything_frozen_explains_the_fix():
-    model = freeze(small_cnn())
+    model = freeze(tiny_cnn())
     with pytest.raises(ValueError, match=r"no trainable parameters.*unfreeze\(model, 'head'\)"):
         fit(model, tiny_data(), epochs=1, progress=False)
 
@@ -330,9 +324,9 @@ def test_fit_with_everything_frozen_explains_the_fix():
 # --- discriminative learning rates ------------------------------------------------------------
 
 def test_param_groups_lower_rates_for_earlier_blocks():
-    model = small_cnn()
+    model = tiny_cnn()
     groups = param_groups(model, lr=0.1, decay=0.5)
-    assert [g["name"] for g in groups] == SMALL + ["head"]
+    assert [g["name"] for g in groups] == BODY_BLOCKS + ["head"]
     assert [g["lr"] for g in groups] == pytest.approx([0.0125, 0.025, 0.05, 0.1])
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())  # each exactly once
@@ -341,9 +335,9 @@ def test_param_groups_lower_rates_for_earlier_blocks():
 
 
 def test_param_groups_skip_frozen_blocks_and_train_each_at_its_rate():
-    model = freeze_below(small_cnn(), 1)
+    model = freeze_below(tiny_cnn(), 1)
     groups = param_groups(model, lr=0.1, decay=0.1)
-    assert [g["name"] for g in groups] == SMALL[1:] + ["head"]
+    assert [g["name"] for g in groups] == BODY_BLOCKS[1:] + ["head"]
     # one plain-SGD step moves each block by its own rate times its gradient
     model.eval()
     before = {g["name"]: [p.detach().clone() for p in g["params"]] for g in groups}
@@ -360,30 +354,30 @@ def test_param_groups_skip_frozen_blocks_and_train_each_at_its_rate():
                                            ({"lr": 0.1, "decay": 1.5}, "decay=1.5")])
 def test_param_groups_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        param_groups(small_cnn(), **kwargs)
+        param_groups(tiny_cnn(), **kwargs)
 
 
 def test_param_groups_of_a_frozen_model():
     with pytest.raises(ValueError, match="no trainable parameters"):
-        param_groups(freeze(small_cnn()), 0.1)
+        param_groups(freeze(tiny_cnn()), 0.1)
 
 
 # --- strategies -------------------------------------------------------------------------------
 
 def test_prepare_feature_extraction_partial_full():
-    pretrained = small_cnn(seed=1)
-    for strategy, frozen in [("feature_extraction", SMALL), ("partial", SMALL[:2]),
+    pretrained = tiny_cnn(seed=1)
+    for strategy, frozen in [("feature_extraction", BODY_BLOCKS), ("partial", BODY_BLOCKS[:2]),
                              ("full", [])]:
         model = prepare(copy.deepcopy(pretrained), strategy, 5, seed=0)
         assert model.head.out_features == 5
         assert [n for n, m in blocks(model) if is_frozen(m)] == frozen, strategy
         assert_same_state(state_copy(pretrained.features), model.features)  # body transferred
     model = prepare(copy.deepcopy(pretrained), "partial", 5, frozen_blocks=1)
-    assert [n for n, m in blocks(model) if is_frozen(m)] == SMALL[:1]
+    assert [n for n, m in blocks(model) if is_frozen(m)] == BODY_BLOCKS[:1]
 
 
 def test_prepare_scratch_reinitialises_everything():
-    pretrained = small_cnn(seed=1)
+    pretrained = tiny_cnn(seed=1)
     with torch.no_grad():
         pretrained.features.conv1.norm.running_mean.fill_(0.7)
     freeze(pretrained, "features")
@@ -398,7 +392,7 @@ def test_prepare_scratch_reinitialises_everything():
 
 
 def test_reinitialise_leaves_global_rng_alone():
-    model = small_cnn()
+    model = tiny_cnn()
     rng = torch.get_rng_state()
     reinitialise(model, seed=2)
     assert torch.equal(rng, torch.get_rng_state())
@@ -414,13 +408,13 @@ def test_prepare_works_on_resnet(resnet):
 
 def test_prepare_bad_input():
     with pytest.raises(ValueError) as info:
-        prepare(small_cnn(), "fulll", 3)
+        prepare(tiny_cnn(), "fulll", 3)
     assert str(info.value) == ("strategy='fulll' is not one of 'scratch', "
                                "'feature_extraction', 'partial', 'full'")
     assert STRATEGIES == ("scratch", "feature_extraction", "partial", "full")
     with pytest.raises(ValueError, match="num_classes=0"):
-        prepare(small_cnn(), "full", 0)
+        prepare(tiny_cnn(), "full", 0)
     with pytest.raises(ValueError, match="frozen_blocks=1 only applies to strategy='partial'"):
-        prepare(small_cnn(), "full", 3, frozen_blocks=1)
+        prepare(tiny_cnn(), "full", 3, frozen_blocks=1)
     with pytest.raises(ValueError, match="k=7"):
-        prepare(small_cnn(), "partial", 3, frozen_blocks=7)
+        prepare(tiny_cnn(), "partial", 3, frozen_blocks=7)

@@ -10,6 +10,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_cnn
 from sklearn.metrics import accuracy_score, log_loss
 
 from ftcore.data import ImageSet, keep_classes
@@ -23,13 +24,6 @@ from ftcore.train import (
     predict,
     set_train_mode,
 )
-
-
-def small_cnn(num_classes: int = 10, seed: int = 0, **kwargs) -> SmallCNN:
-    """A small SmallCNN with reproducible initial weights (the global RNG is left alone)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SmallCNN(num_classes, **{"width": 4, "hidden": 16, **kwargs})
 
 
 def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
@@ -51,7 +45,7 @@ def zeros_and_ones(mnist, mnist_small):
 
 def test_fit_learns_a_separable_problem(zeros_and_ones):
     train, val = zeros_and_ones
-    model = small_cnn(num_classes=2)
+    model = tiny_cnn(num_classes=2)
     history = fit(model, train, val, epochs=5, lr=0.02, batch_size=10, device="cpu")
     assert len(history) == 5 and history.column("epoch") == [1, 2, 3, 4, 5]
     losses = history.column("train_loss")
@@ -69,7 +63,7 @@ def test_fit_is_reproducible_and_leaves_the_global_rng_alone(mnist_small):
     train, val = mnist_small
     runs = []
     for seed in (0, 0, 1):
-        model = small_cnn()
+        model = tiny_cnn()
         state = torch.get_rng_state()
         history = fit(model, train, val, epochs=3, lr=0.05, batch_size=32, seed=seed)
         assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
@@ -80,7 +74,7 @@ def test_fit_is_reproducible_and_leaves_the_global_rng_alone(mnist_small):
     # Ten digits from 20 examples each: the loss still goes clearly down in three epochs.
     losses = history_a.column("train_loss")
     assert losses[-1] < 0.8 * losses[0]
-    assert "val_loss" not in fit(small_cnn(), train, epochs=1).last  # no val, no val columns
+    assert "val_loss" not in fit(tiny_cnn(), train, epochs=1).last  # no val, no val columns
 
 
 # ---------------------------------------------------------------- early stopping
@@ -95,7 +89,7 @@ def wrong_val(mnist_small):
 
 def test_early_stopping_stops_and_restores_the_best_weights(mnist_small, wrong_val):
     train, _ = mnist_small
-    model = small_cnn()
+    model = tiny_cnn()
     history = fit(model, train, wrong_val, epochs=10, lr=0.05, batch_size=20, patience=2)
     val_losses = history.column("val_loss")
     assert history.stopped_early and len(history) < 10
@@ -108,7 +102,7 @@ def test_early_stopping_stops_and_restores_the_best_weights(mnist_small, wrong_v
 
 def test_patience_without_early_stop_still_returns_the_best_epoch(zeros_and_ones):
     train, val = zeros_and_ones
-    model = small_cnn(num_classes=2)
+    model = tiny_cnn(num_classes=2)
     history = fit(model, train, val, epochs=3, lr=0.05, batch_size=10, patience=5)
     assert not history.stopped_early and len(history) == 3
     val_losses = history.column("val_loss")
@@ -124,7 +118,7 @@ def weight_norm(model: SmallCNN) -> float:
 
 def test_penalty_is_added_to_the_objective(mnist_small):
     train, _ = mnist_small
-    plain, l2, constant = small_cnn(), small_cnn(), small_cnn()
+    plain, l2, constant = tiny_cnn(), tiny_cnn(), tiny_cnn()
     settings = {"epochs": 2, "lr": 0.05, "batch_size": 20}
     history = fit(plain, train, **settings)
     fit(l2, train, penalty=lambda m: sum(p.square().sum() for p in m.parameters()), **settings)
@@ -149,7 +143,7 @@ class RecordingSGD(SGD):
 
 def test_cosine_schedule_anneals_every_group_to_zero(zeros_and_ones):
     train, _ = zeros_and_ones  # 40 images, batches of 10: 4 steps per epoch
-    model = small_cnn(num_classes=2)
+    model = tiny_cnn(num_classes=2)
     optimizer = RecordingSGD([{"params": model.features.parameters(), "lr": 0.01},
                               {"params": model.head.parameters()}], lr=0.1, momentum=0.9)
     fit(model, train, epochs=3, batch_size=10, optimizer=optimizer, lr_schedule="cosine")
@@ -163,7 +157,7 @@ def test_cosine_schedule_anneals_every_group_to_zero(zeros_and_ones):
 
 def test_constant_schedule_keeps_the_learning_rate(zeros_and_ones):
     train, _ = zeros_and_ones
-    model = small_cnn(num_classes=2)
+    model = tiny_cnn(num_classes=2)
     optimizer = RecordingSGD(model.parameters(), lr=0.1)
     fit(model, train, epochs=2, batch_size=10, optimizer=optimizer)
     assert optimizer.lrs == [[0.1]] * 8
@@ -174,12 +168,12 @@ def test_constant_schedule_keeps_the_learning_rate(zeros_and_ones):
 def test_unknown_schedule_raises(zeros_and_ones):
     train, _ = zeros_and_ones
     with pytest.raises(ValueError, match=r"lr_schedule='linear'.*constant, cosine"):
-        fit(small_cnn(num_classes=2), train, lr_schedule="linear")
+        fit(tiny_cnn(num_classes=2), train, lr_schedule="linear")
 
 
 def test_labels_beyond_the_head_raise_naming_the_fix(mnist_small):
     train, val = mnist_small
-    model = small_cnn(num_classes=5)
+    model = tiny_cnn(num_classes=5)
     before = copy.deepcopy(model.state_dict())
     message = r"labels up to 9 \(10 classes\) but the model outputs 5 classes.*replace_head"
     with pytest.raises(ValueError, match=message):
@@ -190,27 +184,27 @@ def test_labels_beyond_the_head_raise_naming_the_fix(mnist_small):
 
 
 def test_fit_without_trainable_parameters_raises(zeros_and_ones):
-    model = small_cnn(num_classes=2).requires_grad_(False)
+    model = tiny_cnn(num_classes=2).requires_grad_(False)
     with pytest.raises(ValueError, match="no trainable parameters.*[Uu]nfreeze"):
         fit(model, zeros_and_ones[0])
 
 
 def test_patience_needs_a_validation_set(zeros_and_ones):
     with pytest.raises(ValueError, match=r"needs a validation set.*patience=2"):
-        fit(small_cnn(num_classes=2), zeros_and_ones[0], patience=2)
+        fit(tiny_cnn(num_classes=2), zeros_and_ones[0], patience=2)
     with pytest.raises(ValueError, match="patience=0"):
-        fit(small_cnn(num_classes=2), *zeros_and_ones, patience=0)
+        fit(tiny_cnn(num_classes=2), *zeros_and_ones, patience=0)
 
 
 def test_epochs_must_be_positive(zeros_and_ones):
     with pytest.raises(ValueError, match="epochs=0"):
-        fit(small_cnn(num_classes=2), zeros_and_ones[0], epochs=0)
+        fit(tiny_cnn(num_classes=2), zeros_and_ones[0], epochs=0)
 
 
 def test_empty_data_raises(zeros_and_ones):
     empty = zeros_and_ones[0].subset(torch.tensor([], dtype=torch.int64), name="nothing")
     with pytest.raises(ValueError, match="nothing is empty"):
-        evaluate(small_cnn(num_classes=2), empty)
+        evaluate(tiny_cnn(num_classes=2), empty)
 
 
 # ---------------------------------------------------------------- frozen BatchNorm
@@ -220,7 +214,7 @@ def batch_norm_state(module: torch.nn.Module) -> dict:
 
 
 def test_set_train_mode_keeps_frozen_batch_norm_in_eval_mode(seeded):
-    model = small_cnn()
+    model = tiny_cnn()
     model.features.conv1.requires_grad_(False)  # conv and BatchNorm of the first block
     model.eval()
     set_train_mode(model)
@@ -238,7 +232,7 @@ def test_set_train_mode_keeps_frozen_batch_norm_in_eval_mode(seeded):
 
 def test_fit_keeps_a_frozen_block_exactly(zeros_and_ones):
     train, _ = zeros_and_ones
-    model = small_cnn(num_classes=2)
+    model = tiny_cnn(num_classes=2)
     model.features.conv1.requires_grad_(False)
     block = batch_norm_state(model.features.conv1)
     trained = batch_norm_state(model.features.conv2)
@@ -254,7 +248,7 @@ def test_fit_keeps_a_frozen_block_exactly(zeros_and_ones):
 @pytest.fixture(scope="module")
 def trained(mnist_small):
     train, val = mnist_small
-    model = small_cnn()
+    model = tiny_cnn()
     fit(model, train, epochs=2, lr=0.05, batch_size=20)
     return model
 
@@ -308,8 +302,8 @@ def test_history_columns():
 
 def test_best_epoch_is_recorded_without_early_stopping(mnist_small):
     train, val = mnist_small
-    history = fit(small_cnn(), train, val, epochs=4, lr=0.05, seed=0, device="cpu")
+    history = fit(tiny_cnn(), train, val, epochs=4, lr=0.05, seed=0, device="cpu")
     losses = history.column("val_loss")
     assert history.best_epoch == 1 + losses.index(min(losses))
     assert not history.stopped_early
-    assert fit(small_cnn(), train, epochs=1, device="cpu").best_epoch is None
+    assert fit(tiny_cnn(), train, epochs=1, device="cpu").best_epoch is None

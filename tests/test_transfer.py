@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
+from helpers import BODY_BLOCKS, tiny_cnn
 
-from ftcore import SmallCNN
 from ftcore.data import ImageSet
 from ftcore.plots import plot_sweep
 from ftcore.surgery import STRATEGIES, blocks, is_frozen
@@ -22,12 +22,11 @@ from ftcore.transfer import (
     transfer_first,
 )
 
-BODY = ["features.conv1", "features.conv2", "features.fc"]
+BODY = BODY_BLOCKS
 
 
 def tiny_model(seed=0, num_classes=10):
-    torch.manual_seed(seed)
-    return SmallCNN(num_classes, width=4, hidden=16).eval()
+    return tiny_cnn(num_classes, seed).eval()
 
 
 def tiny_data(per_class=6, classes=5, seed=0, name="tiny"):
