@@ -28,13 +28,14 @@ def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
         raise ValueError(f"grid={grid!r} must be a non-empty dict of name -> list of values, "
                          "e.g. {'lr': [0.01, 0.1]}")
     for name, values in grid.items():
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable) \
-                or len(list(values)) == 0:
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
             raise ValueError(f"grid[{name!r}]={values!r} must be a non-empty list of values, "
                              f"e.g. [{values!r}]")
-    names = list(grid)
-    return [dict(zip(names, combo, strict=True))
-            for combo in itertools.product(*(list(grid[n]) for n in names))]
+    grid = {name: list(values) for name, values in grid.items()}  # a generator is read once
+    empty = [name for name, values in grid.items() if not values]
+    if empty:
+        raise ValueError(f"grid[{empty[0]!r}] is empty: it must be a non-empty list of values")
+    return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
 def sweep(run: Callable[..., Mapping], grid: Mapping[str, Sequence]) -> list[dict]:

@@ -97,6 +97,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     if patience is not None and (val is None or patience < 1):
         raise ValueError("patience (early stopping) needs a validation set (val=...) and "
                          f"patience >= 1, got val={'given' if val else None}, {patience=}")
+    if lr_schedule not in SCHEDULES:
+        raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(SCHEDULES)}")
     device = pick_device(device)
     model.to(device)
     check_labels(model, train, device)
@@ -106,8 +108,6 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         optimizer = SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay,
                         nesterov=nesterov)
     loader = make_loader(train, batch_size=batch_size, shuffle=True, seed=seed)
-    if lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(SCHEDULES)}")
     scheduler = None
     if lr_schedule == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(loader))
@@ -148,7 +148,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
 
             if patience is not None:
                 if record["val_loss"] < best_loss:
-                    best_loss, waited, history.best_epoch = record["val_loss"], 0, epoch
+                    best_loss, waited = record["val_loss"], 0
                     best_state = copy.deepcopy(model.state_dict())
                 else:
                     waited += 1
@@ -156,9 +156,9 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                         history.stopped_early = True
                         break
         bar.close()
-    if best_state is not None:
+    if best_state is not None:  # early stopping: back to the best epoch's weights
         model.load_state_dict(best_state)
-    elif val is not None:  # no early stopping: still say which epoch validated best
+    if val is not None:
         losses = history.column("val_loss")
         history.best_epoch = history.records[losses.index(min(losses))]["epoch"]
     model.eval()

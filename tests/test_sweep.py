@@ -110,3 +110,10 @@ def test_average_groups_in_order_of_appearance_and_counts():
 def test_average_missing_key_raises():
     with pytest.raises(KeyError, match="'acc'"):
         average([{"p": 0.5}], "p", ["acc"])
+
+
+def test_grid_values_may_be_generators():
+    from ftcore.sweep import grid_points
+
+    points = grid_points({"lr": (x / 10 for x in (1, 2)), "epochs": iter([5])})
+    assert points == [{"lr": 0.1, "epochs": 5}, {"lr": 0.2, "epochs": 5}]
