@@ -16,3 +16,38 @@ def tiny_cnn(num_classes: int = 10, seed: int = 0, **kwargs) -> SmallCNN:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return SmallCNN(num_classes, **{"width": 4, "hidden": 16, **kwargs})
+
+
+def run_exercise_section(path, student: bool = False) -> dict:
+    """Execute a lesson's exercise section in-process, the solution or the student edition.
+
+    Returns ``{exercise_id: "passed" | ExerciseError}`` for every ``check(...)`` cell; any other
+    exception propagates (the section itself is broken).
+    """
+    import contextlib
+    import io
+
+    import nbformat
+
+    from ftcore.exercises import ExerciseError
+    from ftcore.exercises.edition import CHECK, exercise_start, student_edition
+
+    nb = nbformat.read(path, as_version=4)
+    if student:
+        nb = student_edition(nb)
+    namespace: dict = {"__name__": "__main__"}
+    results: dict = {}
+    for cell in nb.cells[exercise_start(nb):]:
+        if cell.cell_type != "code":
+            continue
+        ids = [match["id"] for match in CHECK.finditer(cell.source)]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                exec(compile(cell.source, f"<{path} exercises>", "exec"), namespace)
+        except ExerciseError as error:
+            results[ids[0] if ids else error.exercise_id] = error
+            continue
+        for exercise_id in ids:
+            assert f"✓ Exercise {exercise_id}" in out.getvalue(), out.getvalue()
+            results[exercise_id] = "passed"
+    return results
