@@ -51,3 +51,21 @@ def run_exercise_section(path, student: bool = False) -> dict:
             assert f"✓ Exercise {exercise_id}" in out.getvalue(), out.getvalue()
             results[exercise_id] = "passed"
     return results
+
+
+def passes(exercise_id: str, answer) -> None:
+    """Assert that ``answer`` passes exercise ``exercise_id``'s check."""
+    from ftcore.exercises import get, run_check
+
+    assert run_check(get(exercise_id), answer).startswith(f"✓ Exercise {exercise_id}")
+
+
+def fails(exercise_id: str, answer, fragment: str) -> None:
+    """Assert that ``answer`` fails the check as :class:`Incorrect`, its message matching the
+    regular expression ``fragment``."""
+    import pytest
+
+    from ftcore.exercises import Incorrect, get, run_check
+
+    with pytest.raises(Incorrect, match=fragment):
+        run_check(get(exercise_id), answer)

@@ -63,6 +63,16 @@ def test_a_crash_in_the_students_code_names_the_error_and_the_students_line():
         run_check(SQUARE, square)
 
 
+def test_a_crash_inside_a_library_is_located_at_the_students_call():
+    import torch
+
+    def square(x):
+        return torch.ones(2, dtype=torch.long).norm() * x
+
+    with pytest.raises(Incorrect, match=r"\(in `square`, line \d+: `return torch.ones"):
+        run_check(SQUARE, square)
+
+
 def test_exercise_errors_render_in_jupyter_as_one_line_without_a_traceback():
     error = Incorrect("00.1", "the result must be positive")
     lines = error._render_traceback_()
@@ -207,7 +217,7 @@ def test_grade_runs_notebooks_and_reports_each_exercise(tmp_path):
     solved, student = tmp_path / "solved.ipynb", tmp_path / "student.ipynb"
     nbformat.write(_section(first, student=False), solved)
     nbformat.write(_section(first, student=True), student)
-    records = grade([solved, student], timeout=120)
+    records = grade([solved, student], timeout=120, save_to=tmp_path / "executed")
     ids = solution_ids(nbformat.read(first, as_version=4))
     assert [(r["notebook"], r["exercise"]) for r in records] == (
         [("solved.ipynb", key) for key in ids] + [("student.ipynb", key) for key in ids])
@@ -216,7 +226,7 @@ def test_grade_runs_notebooks_and_reports_each_exercise(tmp_path):
         assert record["status"] == "not done", record
         assert get(record["exercise"]).hint in record["message"]
     # What the student sees in Jupyter: the one-line verdict, not a traceback into ftcore.
-    nb = nbformat.read(student, as_version=4)
+    nb = nbformat.read(tmp_path / "executed" / "student.ipynb", as_version=4)
     errors = [output for cell in nb.cells for output in cell.get("outputs", [])
               if output.output_type == "error"]
     assert len(errors) == len(ids)

@@ -9,6 +9,7 @@ traceback into ``ftcore``: the student's next step is in the message, not in our
 
 from __future__ import annotations
 
+import sysconfig
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 _FTCORE = Path(__file__).resolve().parents[1]
+_STDLIB = Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 
 class ExerciseError(AssertionError):
@@ -99,11 +101,21 @@ def run_check(exercise: Exercise, answer: Any) -> str:
 
 
 def _where(error: BaseException) -> str:
-    """`` (in `f`, line 3: `code`)`` for the last frame outside ftcore, or ``""``."""
+    """`` (in `f`, line 3: `code`)`` for the student's last frame, or ``""``.
+
+    The student's frames are those outside ftcore, installed packages (torch...) and Python's
+    standard library: an error raised deep inside ``torch.norm`` is located at the student's call.
+    """
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if not Path(frame.filename).resolve().is_relative_to(_FTCORE)]
+              if not _is_library(frame.filename)]
     if not frames:
         return ""
     frame = frames[-1]
     code = f": `{frame.line.strip()}`" if frame.line else ""
     return f" (in `{frame.name}`, line {frame.lineno}{code})"
+
+
+def _is_library(filename: str) -> bool:
+    path = Path(filename).resolve()
+    return (path.is_relative_to(_FTCORE) or path.is_relative_to(_STDLIB)
+            or not {"site-packages", "dist-packages"}.isdisjoint(path.parts))

@@ -145,14 +145,15 @@ def outcome(cell, exercise_id: str) -> tuple[str, str]:
     return "not run", "the check did not run (an earlier cell failed, or it was never executed)"
 
 
-def grade(paths: Iterable[Path | str], timeout: int = 600,
-          exercises_only: bool = False) -> list[dict]:
+def grade(paths: Iterable[Path | str], timeout: int = 600, exercises_only: bool = False,
+          save_to: Path | str | None = None) -> list[dict]:
     """Execute each notebook (errors allowed) and report every exercise it checks.
 
     With ``exercises_only``, only the exercise section runs (it is self-contained, so this is
-    the fast way to grade many submissions). Returns one record per check: ``notebook``,
-    ``exercise``, ``status`` (``passed``, ``not done``, ``incorrect``, ``error`` or
-    ``not run``) and ``message``.
+    the fast way to grade many submissions). With ``save_to``, each executed notebook is written
+    there under its own name, outputs and all, for the instructor to read. Returns one record
+    per check: ``notebook``, ``exercise``, ``status`` (``passed``, ``not done``, ``incorrect``,
+    ``error`` or ``not run``) and ``message``.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -164,6 +165,9 @@ def grade(paths: Iterable[Path | str], timeout: int = 600,
             nb.cells = nb.cells[exercise_start(nb):]
         NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
+        if save_to is not None:
+            Path(save_to).mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, Path(save_to) / path.name)
         for cell in nb.cells:
             if cell.cell_type != "code":
                 continue
