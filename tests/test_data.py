@@ -23,6 +23,7 @@ from ftcore.data import (
     keep_classes,
     load_dataset,
     make_loader,
+    merge_classes,
     mnist_style,
     per_class,
     sources,
@@ -237,6 +238,28 @@ def test_keep_classes_relabels_in_the_given_order(mnist):
 def test_keep_classes_rejects_bad_classes(mnist, classes):
     with pytest.raises(ValueError, match=re.escape(f"classes={classes}")):
         keep_classes(mnist.val, classes)
+
+
+def test_merge_classes_relabels_each_class_to_its_group():
+    data = indexed_set((100, 60, 40, 30))
+    merged = merge_classes(data, {"odd": [3, 1], "even": [0, 2]})
+    assert merged.classes == ("odd", "even")
+    assert torch.equal(merged.images, data.images)            # same images, same order
+    for old, new in ((0, 1), (1, 0), (2, 1), (3, 0)):
+        assert (merged.labels[data.labels == old] == new).all()
+    assert merged.class_counts().tolist() == [90, 140]
+
+
+@pytest.mark.parametrize("groups, message", [
+    ({"a": [0, 1], "b": [1, 2]}, "in two groups"),
+    ({"a": [0, 1]}, "in no group"),
+    ({"a": [0, 1, 2], "b": []}, "is empty"),
+    ({"a": [0, 1, 2, 3]}, "has label 3"),
+    ({}, "non-empty dict"),
+])
+def test_merge_classes_rejects_groups_that_are_not_a_partition(groups, message):
+    with pytest.raises(ValueError, match=message):
+        merge_classes(indexed_set(), groups)
 
 
 # ---------------------------------------------------------------- make_loader

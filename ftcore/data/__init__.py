@@ -16,7 +16,14 @@ from .images import ImageSet
 from .loaders import make_loader
 from .sources import SOURCES, DataUnavailableError, mnist_style
 from .sources import load_raw as _load_raw
-from .splits import Splits, keep_classes, per_class, split_positions, stratified_split
+from .splits import (
+    Splits,
+    keep_classes,
+    merge_classes,
+    per_class,
+    split_positions,
+    stratified_split,
+)
 
 #: Held-out shares for sources that come as one pool (the bundled MNIST subset, UCI digits).
 TEST_FRACTION = 0.2
@@ -57,5 +64,5 @@ def load_dataset(name: str = "mnist", *, root=None, download: bool = False,
 
 
 __all__ = ["SOURCES", "CorruptFileError", "DataUnavailableError", "ImageSet", "Splits",
-           "data_root", "keep_classes", "load_dataset", "make_loader", "mnist_style",
-           "per_class", "split_positions", "stratified_split"]
+           "data_root", "keep_classes", "load_dataset", "make_loader", "merge_classes",
+           "mnist_style", "per_class", "split_positions", "stratified_split"]

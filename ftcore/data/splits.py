@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -80,3 +81,43 @@ def keep_classes(data: ImageSet, classes: list[int] | tuple[int, ...] | range) -
     mask = new_label[data.labels] >= 0
     return ImageSet(data.images[mask], new_label[data.labels[mask]],
                     tuple(data.classes[c] for c in classes), data.name)
+
+
+def merge_classes(data: ImageSet, groups: Mapping[str, Sequence[int]]) -> ImageSet:
+    """Relabel fine classes into coarse ones: every class of ``data`` goes to its group.
+
+    ``groups`` maps each new class name to the old labels it gathers, e.g. Fashion-MNIST's
+    departments ``{"tops": [0, 2, 4, 6], "bottoms & dresses": [1, 3], ...}``. The new labels
+    are 0..len(groups)-1 in the order of ``groups``; images are kept as they are.
+
+    Args:
+        data: images (N, 1, H, W) with labels (N,) in 0..data.num_classes-1.
+        groups: a partition of ``data``'s classes: every old label in exactly one group.
+    Returns:
+        an :class:`ImageSet` with the same images, labels (N,) in 0..len(groups)-1 and
+        ``classes`` the group names. Raises ``ValueError`` if a group is empty, a label is
+        unknown, listed twice, or in no group (drop unwanted classes first with
+        :func:`keep_classes`).
+    """
+    if not isinstance(groups, Mapping) or not groups:
+        raise ValueError(f"groups={groups!r} must be a non-empty dict of new class name -> "
+                         "old labels, e.g. {'tops': [0, 2], 'bottoms': [1]}")
+    new_label = torch.full((data.num_classes,), -1, dtype=torch.int64)
+    for index, (name, members) in enumerate(groups.items()):
+        members = [int(c) for c in members]
+        if not members:
+            raise ValueError(f"group {name!r} is empty: give it at least one label of {data.name}")
+        for c in members:
+            if not 0 <= c < data.num_classes:
+                raise ValueError(f"group {name!r} has label {c}, but {data.name} has labels "
+                                 f"0..{data.num_classes - 1}")
+            if new_label[c] >= 0:
+                raise ValueError(f"label {c} ({data.classes[c]!r}) is in two groups; each label "
+                                 "must be in exactly one")
+            new_label[c] = index
+    missing = (new_label < 0).nonzero().flatten().tolist()
+    if missing:
+        names = ", ".join(f"{c} ({data.classes[c]!r})" for c in missing)
+        raise ValueError(f"labels {names} of {data.name} are in no group; add them to a group, "
+                         "or drop them first with keep_classes")
+    return ImageSet(data.images, new_label[data.labels], tuple(groups), data.name)
