@@ -2,6 +2,7 @@
 
 The book's library, one concept per module (arrows point down only)::
 
+    cli, exercises         faces: ``python -m ftcore``, exercise checks and the student edition
     plots                  figures from results (histories, tables, accuracy matrices)
     continual, remedies    catastrophic forgetting: task sequences, metrics, replay, EWC
     shifts                 domain mismatch: MNIST-C-style corruptions, shift detectors

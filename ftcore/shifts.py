@@ -300,10 +300,11 @@ def random_shifts(data: ImageSet, shifts: Iterable[str] | None = None,
 
 # --- measuring the damage ----------------------------------------------------------------------
 
-def _score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None) -> dict:
+def _score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None,
+           device=None) -> dict:
     """n, accuracy, mean confidence (top softmax probability), and the mean confidence of the
     wrong predictions (nan if there are none)."""
-    probabilities = predict(model, images).softmax(dim=1)
+    probabilities = predict(model, images, device=device).softmax(dim=1)
     confidence, predicted = probabilities.max(dim=1)
     record = {"n": len(images), "confidence": confidence.mean().item()}
     if labels is not None:
@@ -315,7 +316,8 @@ def _score(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None) 
 
 
 def evaluate_shifts(model: nn.Module, data: ImageSet, shifts: Iterable[str] | None = None,
-                    severities: Iterable[int] = SEVERITIES, seed: int = 0) -> list[dict]:
+                    severities: Iterable[int] = SEVERITIES, seed: int = 0,
+                    device=None) -> list[dict]:
     """Accuracy and confidence of ``model`` on ``data`` under every shift x severity.
 
     Returns plain records, the clean data first::
@@ -324,19 +326,21 @@ def evaluate_shifts(model: nn.Module, data: ImageSet, shifts: Iterable[str] | No
         {"shift": "rotation", "severity": 1, ...}, ..., {"shift": "occlusion", "severity": 5, ...}
 
     ``confidence`` is the mean top softmax probability; ``wrong_confidence`` the same over the
-    wrong predictions only. ``shifts`` defaults to all of :data:`SHIFTS`.
+    wrong predictions only. ``shifts`` defaults to all of :data:`SHIFTS`. ``device``: where the
+    model runs (default: the best available).
     """
     shifts = list(SHIFTS) if shifts is None else list(shifts)
     severities = list(severities)
     for name in shifts:
         for severity in severities:
             check_shift(name, severity)  # fail before the (slow) loop, not half-way through
-    records = [{"shift": "none", "severity": 0, **_score(model, data.images, data.labels)}]
+    records = [{"shift": "none", "severity": 0,
+                **_score(model, data.images, data.labels, device)}]
     for name in shifts:
         for severity in severities:
             shifted = apply_shift(data.images, name, severity, seed)
             records.append({"shift": name, "severity": severity,
-                            **_score(model, shifted, data.labels)})
+                            **_score(model, shifted, data.labels, device)})
     return records
 
 

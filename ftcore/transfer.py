@@ -53,10 +53,12 @@ def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps:
                     batch_size: int = 32, lr: float = 0.05, momentum: float = 0.9,
                     weight_decay: float = 0.0, lr_schedule: str = "cosine",
                     optimizer: torch.optim.Optimizer | None = None,
-                    val: ImageSet | None = None, seed: int = 0) -> dict:
+                    val: ImageSet | None = None, seed: int = 0, device=None) -> dict:
     """Train ``model`` (in place) for ``steps`` updates with :func:`fit`; score it on ``test``.
 
     ``val``, if given, is scored after every epoch (learning curves; it costs time).
+    ``device``: where to train and score (default: the best available, see
+    :func:`ftcore.runtime.pick_device`).
     Returns one record: ``test_acc``, ``train_acc`` (last epoch), ``epochs``, ``trainable``,
     ``total`` (parameters), ``seconds`` (wall time of training) and ``history`` (the
     per-epoch records of ``fit``).
@@ -66,9 +68,9 @@ def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps:
     start = time.perf_counter()
     history = fit(model, train, val, epochs=epochs, batch_size=batch_size, lr=lr,
                   momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule,
-                  optimizer=optimizer, seed=seed, progress=False)
+                  optimizer=optimizer, seed=seed, device=device, progress=False)
     seconds = time.perf_counter() - start
-    return {"test_acc": evaluate(model, test)["accuracy"],
+    return {"test_acc": evaluate(model, test, device=device)["accuracy"],
             "train_acc": history.last["train_acc"], "epochs": epochs, "trainable": trainable,
             "total": count_parameters(model), "seconds": seconds, "history": history.records}
 
@@ -79,7 +81,7 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   seeds: Iterable[int] = (0, 1, 2), steps: int = 60, batch_size: int = 32,
                   lr: float | Mapping[str, float] = 0.05, momentum: float = 0.9,
                   weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                  task: str | None = None) -> list[dict]:
+                  task: str | None = None, device=None) -> list[dict]:
     """Fine-tune copies of ``pretrained`` with each strategy on small labelled subsets.
 
     For every number of labels per class ``n`` and every seed, the same ``per_class(train, n,
@@ -90,6 +92,7 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
     Args:
         lr: one learning rate, or one per strategy (``{"full": 0.01, ...}``); annealed to 0
             over the run by default (``lr_schedule="cosine"``, see :func:`fit`).
+        device: where to train (default: the best available).
 
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
     and the fields of :func:`train_and_score`.
@@ -108,7 +111,7 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                 rate = _per_strategy(lr, strategy, "lr")
                 run = train_and_score(model, subset, test, steps=steps, batch_size=batch_size,
                                       lr=rate, momentum=momentum, weight_decay=weight_decay,
-                                      lr_schedule=lr_schedule, seed=seed)
+                                      lr_schedule=lr_schedule, seed=seed, device=device)
                 records.append({"task": task or train.name, "strategy": strategy,
                                 "labels_per_class": n, "seed": seed, "lr": rate, **run})
     return records

@@ -1,0 +1,601 @@
+"""The command line: rerun the lessons' experiments headless, at the lessons' sizes or bigger.
+
+::
+
+    python -m ftcore pretrain                          # lesson 02: the MNIST model, cached
+    python -m ftcore finetune --target uci-digits      # lesson 03: strategies x label budgets
+    python -m ftcore shifts --shift rotation noise     # lesson 07: accuracy under corruptions
+    python -m ftcore continual --scenario permuted     # lesson 08: forgetting and its remedies
+    python -m ftcore student-edition --out student/    # the lessons without their solutions
+    python -m ftcore check submitted/*.ipynb           # grade students' notebooks
+
+Each experiment prints a table, saves a figure (``--figure PATH``, default
+``ftcore-<command>.png`` here), shows progress bars on a terminal, and takes ``--seed``,
+``--device`` and ``--source subset|full`` (the bundled MNIST subset, or all of MNIST). The
+defaults are the lessons' sizes. Each command is a thin face over ftcore: parse the arguments,
+call the library, print its records as a table, plot them. Bad arguments, and errors ftcore
+raises about its input (``ValueError``, missing data, existing files), end as
+``ftcore <command>: error: ...`` with exit status 2, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import itertools
+import sys
+import textwrap
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import matplotlib.pyplot as plt
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from tqdm.auto import tqdm
+
+from . import __version__
+from .continual import (
+    mnist_to_fashion,
+    mnist_to_uci,
+    output_size,
+    permuted_mnist,
+    run_sequence,
+    split_mnist,
+)
+from .data import DataUnavailableError, Splits, keep_classes, load_dataset, per_class
+from .models import MLP
+from .plots import plot_accuracy_matrices, plot_history, plot_sweep
+from .pretrained import PretrainConfig, checkpoint_path, pretrained_cnn, read_checkpoint
+from .remedies import REMEDIES
+from .runtime import progress_enabled
+from .shifts import SEVERITIES, SHIFTS, evaluate_shifts
+from .surgery import STRATEGIES
+from .sweep import table
+from .train import evaluate
+from .transfer import pivot, strategy_grid, summarise
+
+#: ftcore's errors about its input, shown as ``ftcore <command>: error: ...`` (exit status 2).
+#: DataUnavailableError is a FileNotFoundError; CorruptFileError a ValueError.
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+DEVICES = ("auto", "cpu", "cuda", "mps")
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+
+# Lesson 03's sizes (transfer learning).
+FINETUNE_LR = {"scratch": 0.05, "feature_extraction": 0.1, "partial": 0.05, "full": 0.03}
+FASHION_TEST_PER_CLASS = 50    # a 500-image Fashion-MNIST test subset keeps scoring quick
+TARGETS = {
+    "uci-digits": "UCI digits (near): other writers, 8x8 scans; lesson 02's model",
+    "mnist-5-9": "MNIST digits 5-9 (new classes), from a model pre-trained on digits 0-4",
+    "fashion-mnist": "Fashion-MNIST (far): clothes; tested on 50 images per class",
+}
+# Lesson 08's sizes (catastrophic forgetting).
+MLP_HIDDEN = (100, 100)
+SEQUENCE_TRAINING = {"momentum": 0.7, "batch_size": 64}
+FASHION_SEQUENCE_PER_CLASS = (300, 100)  # Fashion-MNIST train / test images per class
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A task sequence of lesson 08 and the epochs it trains the first task and each later one."""
+
+    description: str
+    first_epochs: int
+    epochs: int
+
+
+SCENARIOS = {
+    "split-task": Scenario("split MNIST, task-incremental (a head per digit pair)", 2, 2),
+    "split-class": Scenario("split MNIST, class-incremental (one 10-way head)", 2, 2),
+    "permuted": Scenario("permuted MNIST (domain-incremental)", 2, 2),
+    "mnist-uci": Scenario("MNIST, then UCI digits (one shared head)", 5, 3),
+    "mnist-fashion": Scenario("MNIST, then Fashion-MNIST (a head each)", 5, 3),
+}
+
+
+# --- argument types ---------------------------------------------------------------------------
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be a whole number >= 1")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be > 0")
+    return value
+
+
+def device_choice(text: str) -> str | None:
+    """An argparse type: ``auto`` (None: ftcore picks) or a device this machine has."""
+    kind, colon, index = text.partition(":")
+    if kind not in DEVICES or (colon and not (kind == "cuda" and index.isdigit())):
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} "
+                                         "(or cuda:N)")
+    mps = getattr(torch.backends, "mps", None)
+    available = {"cuda": torch.cuda.device_count(),
+                 "mps": int(mps is not None and mps.is_available())}.get(kind, 1)
+    if int(index or 0) >= available:
+        raise argparse.ArgumentTypeError(
+            f"{text} was asked for, but PyTorch finds {available or 'no'} {kind} device(s) on "
+            "this machine; use --device cpu (or auto)")
+    return None if kind == "auto" else text
+
+
+def figure_path(text: str) -> Path:
+    """An argparse type: a file name whose extension matplotlib can write (.png, .pdf, ...)."""
+    path = Path(text)
+    formats = FigureCanvasAgg.get_supported_filetypes()
+    if path.suffix.lstrip(".").lower() not in formats:
+        raise argparse.ArgumentTypeError(f"{text!r} must end in one of "
+                                         f"{', '.join('.' + f for f in sorted(formats))}")
+    return path
+
+
+class Distinct(argparse.Action):
+    """Store the values of an ``nargs="+"`` option once each, in the order given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, list(dict.fromkeys(values)))
+
+
+#: ``add_argument`` settings of an option that takes one or more values (each kept once).
+SEVERAL = {"nargs": "+", "action": Distinct}
+
+
+# --- what every experiment shares -------------------------------------------------------------
+
+def experiment_options() -> argparse.ArgumentParser:
+    """The options every experiment command takes (an argparse parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("options of every experiment")
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed of every random choice (default: 0, as in the lessons)")
+    group.add_argument("--device", type=device_choice, default=None, metavar="DEVICE",
+                       help="auto (default: CUDA, then Apple's MPS, then the CPU), cpu, cuda, "
+                            "cuda:N or mps")
+    group.add_argument("--source", choices=("subset", "full"), default="subset",
+                       help="MNIST data: 'subset', the bundled 5,000 digits (default, offline), "
+                            "or 'full', all 70,000 via torchvision (needs the files, or "
+                            "--download)")
+    group.add_argument("--download", action="store_true",
+                       help="allow downloading data that is not on this machine")
+    group.add_argument("--data-root", type=Path, default=None, metavar="DIR",
+                       help="where data and caches live (default: $FTCORE_DATA, else the "
+                            "repository's datasets/)")
+    group.add_argument("--figure", type=figure_path, default=None, metavar="PATH",
+                       help="where to save the figure (default: ftcore-<command>.png in the "
+                            "current folder)")
+    group.add_argument("--no-figure", action="store_true", help="do not save a figure")
+    group.add_argument("--no-progress", action="store_true",
+                       help="no progress bars (they show only on a terminal, and never when "
+                            "$CI is set or FTCORE_PROGRESS=0)")
+    return common
+
+
+def progress(args) -> bool | None:
+    """``fit``'s ``progress=``: off when asked or when stderr is not a terminal; otherwise
+    None, so ftcore still turns it off under CI or ``FTCORE_PROGRESS=0``."""
+    return False if args.no_progress or not sys.stderr.isatty() else None
+
+
+def steps_bar(items: Iterable, args, unit: str) -> tqdm:
+    """A progress bar over the steps of an experiment (runs, shifts, remedies)."""
+    items = list(items)
+    return tqdm(items, desc=args.command, unit=unit, total=len(items), leave=False,
+                disable=not progress_enabled(progress(args)))
+
+
+def mnist_source(args) -> str:
+    """The :func:`load_dataset` name of the MNIST data chosen by ``--source``."""
+    return "mnist" if args.source == "subset" else "mnist-full"
+
+
+def load(args, name: str) -> Splits:
+    return load_dataset(name, root=args.data_root, download=args.download)
+
+
+def pretrained_model(args, classes: Iterable[int] = range(10)):
+    """Lesson 02's pre-trained CNN on ``--source`` MNIST (``--pretrain-epochs``), trained and
+    cached the first time."""
+    config = PretrainConfig(source=mnist_source(args), classes=tuple(classes),
+                            epochs=args.pretrain_epochs)
+    return pretrained_cnn(config, root=args.data_root, device=args.device,
+                          progress=progress(args))
+
+
+def add_pretrain_epochs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pretrain-epochs", type=positive_int,
+                        default=PretrainConfig.epochs, metavar="N",
+                        help=f"epochs of the pre-trained model to start from (default: "
+                             f"{PretrainConfig.epochs}, lesson 02's; another value trains "
+                             "and caches another model)")
+
+
+def report(args, text: str, figure: Callable[[], object]) -> int:
+    """Print the table(s); draw and save the figure unless ``--no-figure``."""
+    print(text)
+    if not args.no_figure:
+        path = args.figure or Path(f"ftcore-{args.command}.png")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig = figure()
+        fig.savefig(path, dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        print(f"\nfigure saved to {path}")
+    return 0
+
+
+# --- pretrain (lesson 02) ---------------------------------------------------------------------
+
+def pretrain_command(args) -> int:
+    """Pre-train lesson 02's SmallCNN on MNIST (or on some of its digits) with ftcore's SGD and
+    cache it where the later lessons look for it; print the history of every epoch and the test
+    accuracy, and plot the learning curves. A cached model is loaded, not trained again (unless
+    --retrain)."""
+    classes = sorted(set(args.classes))
+    if len(classes) < 2:
+        raise ValueError(f"--classes {' '.join(map(str, args.classes))}: give at least two "
+                         "distinct digits")
+    config = PretrainConfig(source=mnist_source(args), classes=tuple(classes),
+                            epochs=args.epochs, seed=args.seed)
+    path = checkpoint_path(config, args.data_root)
+    cached = path.exists() and not args.retrain
+    model = pretrained_cnn(config, root=args.data_root, retrain=args.retrain,
+                           device=args.device, progress=progress(args))
+    history = read_checkpoint(path).get("history", [])
+    test = keep_classes(load(args, config.source).test, classes)
+    accuracy = evaluate(model, test, device=args.device)["accuracy"]
+    text = "\n".join([
+        f"pre-training a SmallCNN on {config.source} digits {', '.join(map(str, classes))}",
+        table(history, ["epoch", "train_loss", "train_acc", "val_loss", "val_acc", "seconds"]),
+        f"\ntest accuracy {accuracy:.3f} on {len(test)} held-out images",
+        f"checkpoint {'loaded from the cache' if cached else 'trained and cached'}: {path}"])
+    return report(args, text, lambda: plot_history(history, title=f"pre-training on "
+                                                   f"{config.source}"))
+
+
+def pretrain_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--classes", type=int, **SEVERAL, default=list(range(10)),
+                        choices=range(10), metavar="DIGIT",
+                        help="the digits to pre-train on (default: all ten; lesson 03's "
+                             "mnist-5-9 target starts from 0 1 2 3 4)")
+    parser.add_argument("--epochs", type=positive_int, default=PretrainConfig.epochs, metavar="N",
+                        help=f"passes over the training set (default: {PretrainConfig.epochs})")
+    parser.add_argument("--retrain", action="store_true",
+                        help="train again even if the checkpoint is cached")
+
+
+# --- finetune (lesson 03) ---------------------------------------------------------------------
+
+def target_task(args, name: str):
+    """(pre-trained model, labelled pool, test set) of one of lesson 03's targets."""
+    if name == "mnist-5-9":
+        mnist = load(args, mnist_source(args))
+        return (pretrained_model(args, classes=range(5)),
+                keep_classes(mnist.train, range(5, 10)), keep_classes(mnist.test, range(5, 10)))
+    splits = load(args, name)
+    test = splits.test
+    if name == "fashion-mnist":
+        test = per_class(test, FASHION_TEST_PER_CLASS, seed=args.seed)
+    return pretrained_model(args), splits.train, test
+
+
+def seed_list(args) -> list[int]:
+    """``--seeds``: one number N means N seeds from ``--seed`` on; several are the seeds."""
+    if len(args.seeds) > 1:
+        return args.seeds
+    if args.seeds[0] < 1:
+        raise ValueError(f"--seeds {args.seeds[0]}: a single value is the number of repeats "
+                         "and must be >= 1")
+    return list(range(args.seed, args.seed + args.seeds[0]))
+
+
+def finetune_command(args) -> int:
+    """Lesson 03's experiment: fine-tune the pre-trained CNN on each target with each strategy
+    (scratch, feature extraction, partial, full) on a few labelled examples per class,
+    repeated over seeds, every run with the same number of SGD steps; print the mean ± std
+    test accuracy per strategy and label budget, and plot it against the budget."""
+    seeds = seed_list(args)
+    lr = args.lr or {s: FINETUNE_LR[s] for s in args.strategy}
+    tasks = {name: target_task(args, name) for name in args.target}
+    records = []
+    points = itertools.product(args.target, args.labels_per_class, seeds)
+    for name, n, seed in steps_bar(points, args, "grid point"):
+        model, pool, test = tasks[name]
+        records += strategy_grid(model, pool, test, strategies=args.strategy,
+                                 labels_per_class=[n], seeds=[seed], steps=args.steps,
+                                 batch_size=args.batch_size, lr=lr, task=name,
+                                 device=args.device)
+    summary = summarise(records)
+    text = "\n\n".join(
+        f"{name}: test accuracy, mean ± std over {len(seeds)} seed(s); columns: labels per "
+        f"class\n" + table(pivot(summary, "strategy", "labels_per_class",
+                                 lambda r: f"{r['mean']:.3f} ± {r['std']:.3f}", task=name))
+        for name in args.target)
+    return report(args, text, lambda: plot_sweep(
+        summary, x="labels_per_class", group="strategy", panel="task", logx=True,
+        xlabel="labelled examples per class",
+        title="test accuracy: mean over seeds, band from worst to best seed"))
+
+
+def finetune_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", **SEVERAL, choices=TARGETS, default=list(TARGETS),
+                        metavar="TARGET", help="the new task(s): " + "; ".join(
+                            f"{k}: {v}" for k, v in TARGETS.items()) + " (default: all three)")
+    parser.add_argument("--strategy", **SEVERAL, choices=STRATEGIES, default=list(STRATEGIES),
+                        metavar="STRATEGY", help="how much of the pre-trained model to train: "
+                        f"{', '.join(STRATEGIES)} (default: all)")
+    parser.add_argument("--labels-per-class", type=positive_int, **SEVERAL, metavar="N",
+                        default=[1, 5, 10, 50],
+                        help="labelled training examples per class (default: 1 5 10 50)")
+    parser.add_argument("--seeds", type=int, **SEVERAL, default=[3], metavar="S",
+                        help="one number N: N repeats, seeds --seed .. --seed+N-1 (default: "
+                             "3); several numbers: exactly those seeds")
+    parser.add_argument("--steps", type=positive_int, default=30, metavar="N",
+                        help="SGD updates per run, the same for every strategy and label "
+                             "budget (default: 30)")
+    parser.add_argument("--lr", type=positive_float, default=None,
+                        help="learning rate of every strategy (default: lesson 03's, "
+                             + ", ".join(f"{k} {v}" for k, v in FINETUNE_LR.items()) + ")")
+    parser.add_argument("--batch-size", type=positive_int, default=25, metavar="N",
+                        help="(default: 25)")
+    add_pretrain_epochs(parser)
+
+
+# --- shifts (lesson 07) -----------------------------------------------------------------------
+
+def shifts_command(args) -> int:
+    """Lesson 07's experiment: the pre-trained CNN on MNIST test images corrupted by each
+    shift at each severity (in the spirit of MNIST-C); print the accuracy per shift and
+    severity, and plot accuracy and confidence against the severity."""
+    test = load(args, mnist_source(args)).test
+    if args.images > len(test):
+        raise ValueError(f"--images {args.images} is more than the {len(test)} test images of "
+                         f"{test.name}")
+    data = test.subset(torch.arange(args.images), name=test.name)
+    model = pretrained_model(args)
+    records = []
+    for name in steps_bar(args.shift, args, "shift"):
+        clean, *shifted = evaluate_shifts(model, data, [name], args.severity, seed=args.seed,
+                                          device=args.device)
+        records += shifted
+    rows = [{**r, "metric": metric, "value": r[metric]} for metric in ("accuracy", "confidence")
+            for r in [*({**clean, "shift": name} for name in args.shift), *records]]
+    text = (f"accuracy on {len(data)} {data.name} test images (clean: {clean['accuracy']:.3f}); "
+            f"columns: severity\n" + table(pivot(records, "shift", "severity",
+                                                 lambda r: r["accuracy"])))
+    return report(args, text, lambda: plot_sweep(
+        rows, x="severity", group="shift", panel="metric", y="value", band=None,
+        xlabel="severity (0 = clean)", ylabel="", title="the pre-trained model on shifted MNIST"))
+
+
+def shifts_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shift", **SEVERAL, choices=SHIFTS, default=list(SHIFTS),
+                        metavar="SHIFT", help=f"corruptions to apply: {', '.join(SHIFTS)} "
+                        "(default: all)")
+    parser.add_argument("--severity", type=int, **SEVERAL, choices=SEVERITIES,
+                        default=list(SEVERITIES), metavar="LEVEL",
+                        help="1 (mild) .. 5 (severe) (default: all)")
+    parser.add_argument("--images", type=positive_int, default=500, metavar="N",
+                        help="MNIST test images to corrupt (default: 500, as lesson 07)")
+    add_pretrain_epochs(parser)
+
+
+# --- continual (lesson 08) --------------------------------------------------------------------
+
+def scenario_tasks(args) -> list:
+    """The task sequence of ``--scenario``, on ``--source`` MNIST."""
+    mnist = load(args, mnist_source(args))
+    if args.scenario.startswith("split-"):
+        return split_mnist(mnist, args.scenario.removeprefix("split-"))
+    if args.scenario == "permuted":
+        if args.permuted_tasks < 2:
+            raise ValueError(f"--permuted-tasks {args.permuted_tasks}: a sequence needs at "
+                             "least 2 tasks")
+        return permuted_mnist(mnist, args.permuted_tasks, seed=args.seed)
+    if args.scenario == "mnist-uci":
+        return mnist_to_uci(mnist, load(args, "uci-digits"))
+    fashion = load(args, "fashion-mnist")
+    n_train, n_test = FASHION_SEQUENCE_PER_CLASS
+    return mnist_to_fashion(mnist, Splits(per_class(fashion.train, n_train, seed=args.seed),
+                                          fashion.val,
+                                          per_class(fashion.test, n_test, seed=args.seed)))
+
+
+def continual_command(args) -> int:
+    """Lesson 08's experiment: an MLP learns the first task of a sequence, then each remedy
+    trains a copy of it on the later tasks, one after the other; print each remedy's average
+    accuracy, forgetting, backward transfer, plasticity and costs, and plot its accuracy
+    matrix R[i, j] (accuracy on task j after training on task i)."""
+    scenario = SCENARIOS[args.scenario]
+    tasks = scenario_tasks(args)
+    training = {"lr": args.lr, "seed": args.seed, "device": args.device, **SEQUENCE_TRAINING}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        start = MLP(output_size(tasks), MLP_HIDDEN)
+    run_sequence(start, tasks[:1], epochs=args.first_epochs or scenario.first_epochs,
+                 **training)  # learn task 0 once; every remedy starts from here
+    results = [run_sequence(copy.deepcopy(start), tasks, name, learned=1,
+                            epochs=args.epochs or scenario.epochs, **training)
+               for name in steps_bar(args.remedy, args, "remedy")]
+    text = (f"{scenario.description}: {len(tasks)} tasks ({', '.join(t.name for t in tasks)})\n"
+            + table([r.summary() for r in results]))
+    return report(args, text, lambda: plot_accuracy_matrices(
+        results, title=f"{scenario.description}: R[i, j] in %"))
+
+
+def continual_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenario", choices=SCENARIOS, default="split-class",
+                        metavar="SCENARIO", help="the task sequence: " + "; ".join(
+                            f"{k}: {v.description}" for k, v in SCENARIOS.items())
+                        + " (default: split-class)")
+    parser.add_argument("--remedy", **SEVERAL, choices=REMEDIES, default=list(REMEDIES),
+                        metavar="REMEDY", help=f"how each later task is trained: "
+                        f"{', '.join(REMEDIES)} (default: all, with lesson 08's settings)")
+    parser.add_argument("--first-epochs", type=positive_int, default=None, metavar="N",
+                        help="passes over the first task (default: 2; 5 for mnist-uci and "
+                             "mnist-fashion)")
+    parser.add_argument("--epochs", type=positive_int, default=None, metavar="N",
+                        help="passes over each later task (default: 2; 3 for mnist-uci and "
+                             "mnist-fashion)")
+    parser.add_argument("--lr", type=positive_float, default=0.03, help="(default: 0.03)")
+    parser.add_argument("--permuted-tasks", type=positive_int, default=4, metavar="N",
+                        help="tasks of the permuted scenario (default: 4)")
+
+
+# --- instructors' commands --------------------------------------------------------------------
+
+def student_edition_command(args) -> int:
+    """Write the student edition of every lesson: each exercise's solution replaced by a stub
+    that raises NotImplementedError with the exercise's hint, the exercise outputs cleared."""
+    from .exercises.edition import write_student_edition
+
+    written = write_student_edition(args.lessons, args.out, overwrite=args.force)
+    print(f"wrote the student edition of {len(written)} lesson(s) to {args.out}:")
+    print("\n".join(f"  {path.name}" for path in written))
+    return 0
+
+
+def student_edition_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder to write the student notebooks into")
+    parser.add_argument("--lessons", type=Path, default=LESSONS, metavar="DIR",
+                        help="folder of the lessons with solutions (default: the repository's "
+                             "lessons/)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace notebooks that already exist in --out")
+
+
+def check_command(args) -> int:
+    """Execute notebooks (e.g. students' submissions) and report every exercise check they
+    run: passed, not done, incorrect, error or not run. The exit status is 0 only if every
+    check passed."""
+    from .exercises.edition import grade
+
+    missing = [str(path) for path in args.notebooks if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"no such notebook: {', '.join(missing)}")
+    records = grade(args.notebooks, timeout=args.timeout, exercises_only=args.exercises_only,
+                    save_to=args.save_to)
+    passed = sum(r["status"] == "passed" for r in records)
+    if records:
+        print(table(records, ["notebook", "exercise", "status", "message"]) + "\n")
+    print(f"{passed} of {len(records)} exercise checks passed"
+          + ("" if records else " (the notebooks call no check(...))"))
+    return 0 if records and passed == len(records) else 1
+
+
+def check_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("notebooks", type=Path, nargs="+", metavar="NOTEBOOK",
+                        help="notebooks to execute and grade")
+    parser.add_argument("--timeout", type=positive_int, default=600, metavar="SECONDS",
+                        help="longest a cell may run (default: 600)")
+    parser.add_argument("--exercises-only", action="store_true",
+                        help="run only each notebook's exercise section (self-contained): "
+                             "seconds per notebook instead of the whole lesson")
+    parser.add_argument("--save-to", type=Path, default=None, metavar="DIR",
+                        help="also write each executed notebook, with its outputs, into DIR")
+
+
+# --- the parser -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its one-line help, an example for the epilog, options and runner (whose
+    docstring is the command's description)."""
+
+    help: str
+    example: str
+    add_options: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+    experiment: bool = True
+
+
+COMMANDS = {
+    "pretrain": Command(
+        "pre-train and cache the MNIST CNN (lesson 02)",
+        "python -m ftcore pretrain --source full --download --epochs 20",
+        pretrain_parser, pretrain_command),
+    "finetune": Command(
+        "fine-tuning strategies x label budgets (lesson 03)",
+        "python -m ftcore finetune --target uci-digits --strategy scratch full "
+        "--labels-per-class 1 5 10 50 200 --seeds 5",
+        finetune_parser, finetune_command),
+    "shifts": Command(
+        "the pre-trained model on corrupted digits (lesson 07)",
+        "python -m ftcore shifts --shift rotation noise blur --severity 1 3 5 --images 1000",
+        shifts_parser, shifts_command),
+    "continual": Command(
+        "forgetting in a task sequence, per remedy (lesson 08)",
+        "python -m ftcore continual --scenario permuted --remedy naive ewc replay",
+        continual_parser, continual_command),
+    "student-edition": Command(
+        "write the lessons with solutions replaced by stubs",
+        "python -m ftcore student-edition --out student-lessons/",
+        student_edition_parser, student_edition_command, experiment=False),
+    "check": Command(
+        "run notebooks and report each exercise check",
+        "python -m ftcore check --exercises-only submissions/*.ipynb",
+        check_parser, check_command, experiment=False),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ftcore", description="Rerun the lessons' experiments from the command line "
+        "(python -m ftcore COMMAND), and prepare or grade exercise notebooks.",
+        epilog="Each command has its own help: python -m ftcore COMMAND --help")
+    parser.add_argument("--version", action="version", version=f"ftcore {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                     title="commands")
+    common = experiment_options()
+    for name, command in COMMANDS.items():
+        sub = commands.add_parser(name, help=command.help,
+                                  description=textwrap.fill(" ".join(command.run.__doc__.split()),
+                                                            width=79),
+                                  epilog=f"example:\n  {command.example}",
+                                  parents=[common] if command.experiment else [],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_options(sub)
+        sub.set_defaults(run=command.run, parser=sub)
+    return parser
+
+
+def explain(error: Exception) -> str:
+    """The message for an error ftcore raised, with the command-line way out where it differs
+    from the Python one."""
+    message = str(error)
+    if isinstance(error, DataUnavailableError):
+        message += (" From the command line: add --download (when online), or use "
+                    "--source subset (the bundled digits, offline).")
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status (argument errors exit with 2)."""
+    args = build_parser().parse_args(argv)
+    matplotlib.use("Agg")  # figures are saved, never shown
+    try:
+        return args.run(args)
+    except USER_ERRORS as error:
+        args.parser.error(explain(error))
+    except KeyboardInterrupt:  # caches are written atomically: nothing half-written is left
+        print(f"ftcore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def main_exit() -> None:
+    """Entry point of the ``ftcore`` console script: ``sys.exit(main())``."""
+    sys.exit(main())
