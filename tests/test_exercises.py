@@ -233,3 +233,13 @@ def test_grade_runs_notebooks_and_reports_each_exercise(tmp_path):
     for error in errors:
         assert len(error.traceback) == 1 and "✗ Exercise" in error.traceback[0]
         assert "ftcore" not in error.traceback[0]
+
+
+def test_grade_reports_a_submission_that_runs_too_long_and_goes_on(tmp_path):
+    slow = tmp_path / "slow.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
+        nbformat.v4.new_code_cell('from ftcore.exercises import check\ncheck("01.1", None)')]),
+        slow)
+    [record] = grade([slow], timeout=2)
+    assert record["status"] == "not run" and "CellTimeoutError" in record["message"]

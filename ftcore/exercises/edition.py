@@ -157,14 +157,21 @@ def grade(paths: Iterable[Path | str], timeout: int = 600, exercises_only: bool 
     """
     import nbformat
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     records = []
     for path in map(Path, paths):
         nb = nbformat.read(path, as_version=4)
         if exercises_only:
             nb.cells = nb.cells[exercise_start(nb):]
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                                resources={"metadata": {"path": str(path.parent)}})
+        stopped = None
+        try:
+            client.execute()
+        except (CellTimeoutError, DeadKernelError) as error:  # one bad submission: go on
+            stopped = f"execution stopped: {type(error).__name__} (a cell ran over {timeout} s " \
+                      f"or the kernel died)"
         if save_to is not None:
             Path(save_to).mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, Path(save_to) / path.name)
@@ -173,6 +180,8 @@ def grade(paths: Iterable[Path | str], timeout: int = 600, exercises_only: bool 
                 continue
             for match in CHECK.finditer(cell.source):
                 status, message = outcome(cell, match["id"])
+                if status == "not run" and stopped:
+                    message = stopped
                 records.append(dict(notebook=path.name, exercise=match["id"], status=status,
                                     message=message))
     return records
