@@ -479,9 +479,10 @@ def student_edition_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def check_command(args) -> int:
-    """Execute notebooks (e.g. students' submissions) and report every exercise check they
-    run: passed, not done, incorrect, error or not run. The exit status is 0 only if every
-    check passed."""
+    """Execute notebooks (e.g. students' submissions) and grade every exercise of their lesson,
+    re-running each check on the student's function in the notebook's own kernel: passed, not
+    done, incorrect, missing (deleted), error or not run. The exit status is 0 only if every
+    exercise passed."""
     from .exercises.edition import grade
 
     missing = [str(path) for path in args.notebooks if not path.is_file()]

@@ -300,13 +300,16 @@ def test_a_command_is_required():
 def test_python_dash_m_ftcore_check_grades_a_real_notebook(tmp_path):
     path = tmp_path / "submitted.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-        "from ftcore.exercises import check\ncheck('99.9', len)")]), path)
+        "from ftcore.exercises import check\ndef accuracy(*args):\n    return 2.0\n"
+        "check('02.1', accuracy)")]), path)
     done = subprocess.run([sys.executable, "-m", "ftcore", "check", path.name, "--timeout", "60"],
                           cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr  # the kernel ran the check, which did not pass
-    assert table_rows(done.stdout, "notebook")[1][:3] == ["submitted.ipynb", "99.9", "error"]
-    assert "0 of 1 exercise checks passed" in done.stdout
+    rows = [row[:3] for row in table_rows(done.stdout, "notebook")[1:]]
+    assert rows == [["submitted.ipynb", "02.1", "incorrect"],
+                    ["submitted.ipynb", "02.2", "missing"], ["submitted.ipynb", "02.3", "missing"]]
+    assert "0 of 3 exercise checks passed" in done.stdout
 
 
 # --- the device reaches the lower modules the CLI calls ---------------------------------------

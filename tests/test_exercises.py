@@ -239,7 +239,33 @@ def test_grade_reports_a_submission_that_runs_too_long_and_goes_on(tmp_path):
     slow = tmp_path / "slow.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell("import time\ntime.sleep(30)"),
-        nbformat.v4.new_code_cell('from ftcore.exercises import check\ncheck("01.1", None)')]),
+        nbformat.v4.new_code_cell('from ftcore.exercises import check\ncheck("01.1", f)')]),
         slow)
-    [record] = grade([slow], timeout=2)
-    assert record["status"] == "not run" and "CellTimeoutError" in record["message"]
+    records = grade([slow], timeout=2)
+    assert [r["exercise"] for r in records] == [k for k in EXERCISES if k.startswith("01.")]
+    assert all(r["status"] == "not run" and "CellTimeoutError" in r["message"] for r in records)
+
+
+def test_grade_reruns_the_checks_a_printed_tick_or_a_deleted_exercise_does_not_pass(tmp_path):
+    nb = _section(NOTEBOOKS[0], student=False)
+    first, second, *rest = solution_ids(nb)
+    keep = []
+    for cell in nb.cells:
+        if f"SOLUTION {second}" in cell.source or f'check("{second}"' in cell.source:
+            continue  # the student deleted exercise `second`
+        if f'check("{first}"' in cell.source:  # ...and faked `first`'s verdict
+            cell.source = f'print("✓ Exercise {first} (faked): passed.")'
+        keep.append(cell)
+    nb.cells = keep + [nbformat.v4.new_code_cell(
+        f"{checked_function(keep, first)} = lambda *args, **kwargs: 0")]
+    path = tmp_path / "tampered.ipynb"
+    nbformat.write(nb, path)
+    status = {r["exercise"]: r["status"] for r in grade([path], timeout=120)}
+    assert status == {first: "incorrect", second: "missing", **{key: "passed" for key in rest}}
+
+
+def checked_function(cells, exercise_id: str) -> str:
+    """The name of the function whose body holds ``exercise_id``'s solution."""
+    from ftcore.exercises.edition import answer_names
+
+    return answer_names(nbformat.v4.new_notebook(cells=cells))[exercise_id]

@@ -126,3 +126,13 @@ def _norms_eval(kinds):
 ])
 def test_04_3_wrong_modes_are_named(wrong, fragment):
     fails("04.3", wrong, fragment)
+
+
+def test_groups_counting_only_trainable_blocks_fails():
+    def discriminative_groups(model, lr, decay):
+        live = [(name, block) for name, block in blocks(model)
+                if any(p.requires_grad for p in block.parameters())]
+        return [{"params": [p for p in block.parameters() if p.requires_grad],
+                 "lr": lr * decay ** (len(live) - 1 - i)} for i, (name, block) in enumerate(live)]
+
+    fails("04.2", discriminative_groups, "counting every block of the model")

@@ -95,3 +95,14 @@ def test_05_2_shuffling_every_label_whatever_the_fraction_is_caught():
         return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
 
     fails("05.2", shuffle_all, "more than fraction x N")
+
+
+def test_diagnose_with_the_best_instead_of_the_final_values_fails():
+    def diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2):
+        train, val = max(history.column("train_acc")), max(history.column("val_acc"))
+        if train < underfit_below:
+            return "underfit"
+        turned_up = history.last["val_loss"] > loss_rise * min(history.column("val_loss"))
+        return "overfit" if train - val > overfit_gap or turned_up else "good fit"
+
+    fails("05.1", diagnose, "peaked mid-run.*not its best")

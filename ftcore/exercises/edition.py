@@ -15,9 +15,12 @@ lines would give nothing away, but the solution's printed results might).
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+
+from .checks import ExerciseError, NotAttempted, run_check
 
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)# BEGIN SOLUTION (?P<id>\d\d\.\d+)[ \t]*$")
 END = re.compile(r"^[ \t]*# END SOLUTION[ \t]*$")
@@ -133,27 +136,85 @@ def write_student_edition(source: Path | str, out: Path | str,
     return targets
 
 
-def outcome(cell, exercise_id: str) -> tuple[str, str]:
-    """(status, message) of a check cell after execution: passed / not done / incorrect / ..."""
+STUB = re.compile(r"# YOUR CODE HERE \(exercise (?P<id>\d\d\.\d+)\)")
+CHECK_CALL = re.compile(r"""\bcheck\(\s*["'](?P<id>\d\d\.\d+)["']\s*,\s*(?P<name>[A-Za-z_]\w*)""")
+DEF = re.compile(r"^\s*def (?P<name>[A-Za-z_]\w*)\(", re.MULTILINE)
+GRADES = "FTCORE-GRADES "
+#: The cell the grader appends: it re-runs every check in the submission's own kernel, on the
+#: functions the submission defined (printed "✓" lines prove nothing; deleted checks show up).
+GRADER_CELL = """import json as _json
+from ftcore.exercises.edition import grade_namespace as _grade_namespace
+print({marker!r} + _json.dumps(_grade_namespace(globals(), {answers!r})))"""
+
+
+def answer_names(nb) -> dict[str, str | None]:
+    """``{exercise id: name of the student's function}`` for every exercise of the lesson.
+
+    The lesson is read from the exercise ids in ``nb`` (its checks, solutions or stubs); the
+    function is the one its ``check(...)`` cell passes or, failing that, the one whose body holds
+    the solution or stub. ``None`` where neither is left (the student deleted them).
+    """
+    from . import EXERCISES
+
+    names: dict[str, str | None] = {}
+    for cell in (cell for cell in nb.cells if cell.cell_type == "code"):
+        for match in CHECK_CALL.finditer(cell.source):
+            names.setdefault(match["id"], match["name"])
+        for match in [*map(BEGIN.search, cell.source.splitlines()), *STUB.finditer(cell.source)]:
+            if match:
+                head = cell.source[:cell.source.find(match.group(0))]
+                defs = DEF.findall(head)
+                names.setdefault(match["id"], defs[-1] if defs else None)
+    lessons = {key[:2] for key in names}
+    for key in EXERCISES:
+        if key[:2] in lessons:
+            names.setdefault(key, None)
+    return dict(sorted(names.items()))
+
+
+def grade_namespace(namespace: dict, answers: dict[str, str | None]) -> dict[str, list[str]]:
+    """Run each exercise's check on the function ``namespace[answers[id]]``, in the kernel.
+
+    Returns ``{id: [status, message]}``, status ``passed``, ``not done``, ``incorrect`` or
+    ``missing`` (no such function: its cell was deleted, renamed or never run).
+    """
+    from . import get
+
+    grades = {}
+    for key, name in answers.items():
+        if name is None or not callable(namespace.get(name)):
+            what = f"`{name}`" if name else "the function"
+            grades[key] = ["missing", f"{what} is not defined: was its cell deleted, renamed "
+                                      f"or never run?"]
+            continue
+        try:
+            run_check(get(key), namespace[name])
+            grades[key] = ["passed", ""]
+        except NotAttempted as error:
+            grades[key] = ["not done", error.message]
+        except ExerciseError as error:
+            grades[key] = ["incorrect", error.message]
+    return grades
+
+
+def _grades_from(cell) -> dict[str, list[str]] | None:
     for output in cell.get("outputs", []):
-        if output.get("output_type") == "stream" and f"✓ Exercise {exercise_id}" in output.text:
-            return "passed", ""
-        if output.get("output_type") == "error":
-            message = output.get("evalue", "")
-            status = {"NotAttempted": "not done", "Incorrect": "incorrect"}.get(output["ename"])
-            return (status, message) if status else ("error", f"{output['ename']}: {message}")
-    return "not run", "the check did not run (an earlier cell failed, or it was never executed)"
+        if output.get("output_type") == "stream" and output.text.startswith(GRADES):
+            return json.loads(output.text[len(GRADES):])
+    return None
 
 
 def grade(paths: Iterable[Path | str], timeout: int = 600, exercises_only: bool = False,
           save_to: Path | str | None = None) -> list[dict]:
-    """Execute each notebook (errors allowed) and report every exercise it checks.
+    """Execute each notebook (errors allowed) and grade every exercise of its lesson.
 
-    With ``exercises_only``, only the exercise section runs (it is self-contained, so this is
-    the fast way to grade many submissions). With ``save_to``, each executed notebook is written
-    there under its own name, outputs and all, for the instructor to read. Returns one record
-    per check: ``notebook``, ``exercise``, ``status`` (``passed``, ``not done``, ``incorrect``,
-    ``error`` or ``not run``) and ``message``.
+    After the notebook's own cells, a grader cell re-runs each check in the same kernel on the
+    student's function, so a printed "✓" proves nothing and a deleted exercise is reported as
+    ``missing``. With ``exercises_only``, only the exercise section runs (it is
+    self-contained: the fast way to grade many submissions). With ``save_to``, each executed
+    notebook (without the grader cell) is written there, outputs and all, for the instructor to
+    read. Returns one record per exercise: ``notebook``, ``exercise``, ``status`` (``passed``,
+    ``not done``, ``incorrect``, ``missing``, ``error`` or ``not run``) and ``message``.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -164,24 +225,29 @@ def grade(paths: Iterable[Path | str], timeout: int = 600, exercises_only: bool 
         nb = nbformat.read(path, as_version=4)
         if exercises_only:
             nb.cells = nb.cells[exercise_start(nb):]
+        answers = answer_names(nb)
+        if not answers:
+            continue
+        grader = nbformat.v4.new_code_cell(GRADER_CELL.format(marker=GRADES, answers=answers))
+        nb.cells.append(grader)
         client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                                 resources={"metadata": {"path": str(path.parent)}})
-        stopped = None
+        problem = "the grader did not run"
         try:
             client.execute()
         except (CellTimeoutError, DeadKernelError) as error:  # one bad submission: go on
-            stopped = f"execution stopped: {type(error).__name__} (a cell ran over {timeout} s " \
-                      f"or the kernel died)"
+            problem = (f"execution stopped: {type(error).__name__} (a cell ran over {timeout} s "
+                       f"or the kernel died)")
+        nb.cells.pop()
         if save_to is not None:
             Path(save_to).mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, Path(save_to) / path.name)
-        for cell in nb.cells:
-            if cell.cell_type != "code":
-                continue
-            for match in CHECK.finditer(cell.source):
-                status, message = outcome(cell, match["id"])
-                if status == "not run" and stopped:
-                    message = stopped
-                records.append(dict(notebook=path.name, exercise=match["id"], status=status,
-                                    message=message))
+        grades = _grades_from(grader)
+        if grades is None:
+            errors = [f"{o['ename']}: {o['evalue']}" for o in grader.get("outputs", [])
+                      if o.get("output_type") == "error"]
+            grades = {key: ["error" if errors else "not run", errors[0] if errors else problem]
+                      for key in answers}
+        records += [dict(notebook=path.name, exercise=key, status=status, message=message)
+                    for key, (status, message) in grades.items()]
     return records

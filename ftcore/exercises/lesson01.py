@@ -194,9 +194,8 @@ EXERCISES: list[Exercise] = [
     Exercise(
         id="01.3",
         title="The largest stable learning rate",
-        hint="along an eigenvector with eigenvalue lambda, each step multiplies the error by "
-             "1 - eta*lambda; find the largest eigenvalue (torch.linalg.eigvalsh sorts them "
-             "ascending) and solve |1 - eta*lambda| < 1",
+        hint="each step multiplies the error along an eigenvector by (1 - eta * lambda): which "
+             "eigenvalue limits eta, and where does that factor reach size 1?",
         test=_check_critical_learning_rate,
     ),
 ]

@@ -10,7 +10,7 @@ import torch
 from ..train import History
 from .checks import Exercise, expect
 
-_RANDOM = Random()  # fresh inputs on every check, without touching the global random state
+_RANDOM = Random(0)  # the checks' inputs; each check reseeds it, so a verdict never depends on luck
 REGIMES = ("underfit", "overfit", "good fit")
 
 
@@ -34,6 +34,15 @@ def _history(train_acc: float, val_acc: float, val_loss: tuple[float, float, flo
     return History(records)
 
 
+def _peaked(train_acc: float, val_acc: float) -> History:
+    """Like :func:`_history` (falling validation loss), but validation accuracy peaks mid-run
+    within 0.02 of the final training accuracy before falling to ``val_acc``."""
+    records = _history(train_acc, val_acc, (1.8, 0.7, 0.45)).records
+    middle = len(records) // 2
+    records[middle] = {**records[middle], "val_acc": train_acc - 0.02}
+    return History(records)
+
+
 def _cases():
     """(history, keyword arguments, verdict, what the curves show, where to look if wrong)."""
     u = _RANDOM.uniform
@@ -53,6 +62,9 @@ def _cases():
         (_history(u(0.98, 1.0), u(0.75, 0.8), falling), {}, "overfit",
          "a large gap between final training and validation accuracy",
          "compare the final gap (train_acc - val_acc) with overfit_gap"),
+        (_peaked(u(0.98, 1.0), u(0.75, 0.8)), {}, "overfit",
+         "validation accuracy that peaked mid-run and then fell, leaving a large final gap",
+         "use each quantity's final value (the last record), not its best"),
         (_history(u(0.97, 1.0), u(0.92, 0.94), rising), {}, "overfit",
          "a small gap, but a validation loss that fell and then rose to about twice its lowest "
          "value (yet below where it started)",
@@ -70,6 +82,7 @@ def _cases():
 
 
 def _check_diagnose(diagnose) -> None:
+    _RANDOM.seed(51)
     for history, kwargs, verdict, shows, look in _cases():
         answer = diagnose(history, **kwargs)
         expect(answer in REGIMES, f"diagnose returned {answer!r}; it must return one of "
@@ -82,6 +95,7 @@ def _check_diagnose(diagnose) -> None:
 # --- 05.2 -------------------------------------------------------------------------------------
 
 def _check_shuffle(shuffle_labels) -> None:
+    _RANDOM.seed(52)
     n, classes = 600, 10
     weights = torch.tensor([_RANDOM.uniform(0.3, 1.0) for _ in range(classes)])
     labels = torch.multinomial(weights, n, replacement=True,

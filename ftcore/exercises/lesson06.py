@@ -13,7 +13,7 @@ from ..models import SmallCNN
 from ..surgery import freeze
 from .checks import Exercise, expect
 
-_RANDOM = Random()  # fresh inputs on every check, without touching the global random state
+_RANDOM = Random(0)  # the checks' inputs; each check reseeds it, so a verdict never depends on luck
 
 
 # --- 06.1 -------------------------------------------------------------------------------------
@@ -48,6 +48,7 @@ def _check_weight_decay(l2sp) -> None:
 
 
 def _check_l2sp(l2sp) -> None:
+    _RANDOM.seed(61)
     _check_weight_decay(l2sp)
     seed, strength = _RANDOM.randrange(2**31), _RANDOM.uniform(0.05, 0.5)
     pretrained, model = _tiny_cnn(10, seed), _tiny_cnn(4, seed + 1)  # heads of different sizes
@@ -90,8 +91,9 @@ def _check_l2sp(l2sp) -> None:
 # --- 06.2 -------------------------------------------------------------------------------------
 
 def _check_dropout(dropout) -> None:
+    _RANDOM.seed(62)
     shape = (_RANDOM.choice((40, 64)), _RANDOM.choice((500, 800)))
-    x = torch.rand(shape) + 0.5
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(62)) + 0.5
     for p in (0.25, 0.6):
         out = dropout(x, p, training=False)
         expect(isinstance(out, torch.Tensor) and torch.equal(out, x),
@@ -172,6 +174,7 @@ def _runs():
 
 
 def _check_choose(choose) -> None:
+    _RANDOM.seed(63)
     runs, params, right, mistakes = _runs()
     copies = [dict(r) for r in runs]
     answer = choose(copies, list(params))

@@ -156,14 +156,14 @@ def _check_domain_classifier(domain_classifier) -> None:
 EXERCISES: list[Exercise] = [
     Exercise(
         id="07.1", title="salt-and-pepper noise with a severity knob",
-        hint="Draw one uniform number per pixel from a torch.Generator seeded with `seed`; the "
-             "severity only sets the threshold below which a pixel is hit. A second draw per "
-             "pixel picks salt or pepper; torch.where puts it together.",
+        hint="seed a torch.Generator with `seed` and draw the random numbers for the whole batch "
+             "at once; how can one set of draws serve every severity, so that damage only grows "
+             "with it?",
         test=_check_salt_and_pepper),
     Exercise(
         id="07.2", title="the AUROC of the confidence detector",
-        hint="Score each input by 1 - its top softmax probability; target inputs are the "
-             "positives (label 1). sklearn.metrics.roc_auc_score(labels, scores) does the rest.",
+        hint="the detector's score is how unsure the model is; which set are the positives? "
+             "scikit-learn's metrics compute the area for you",
         test=_check_confidence_auroc),
     Exercise(
         id="07.3", title="a domain classifier",

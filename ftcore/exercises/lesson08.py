@@ -215,9 +215,8 @@ EXERCISES: list[Exercise] = [
         test=_check_metrics),
     Exercise(
         id="08.2", title="a reservoir-sampling buffer",
-        hint="Keep the first k items. After that, item number n (counting from 1) should enter "
-             "with probability k / n, replacing a slot chosen uniformly at random; rng.randrange "
-             "can do both at once.",
+        hint="once the buffer is full, the n-th item (counting from 1) must be kept with "
+             "probability k / n; which slot should it then replace?",
         test=_check_reservoir),
     Exercise(
         id="08.3", title="the EWC penalty",

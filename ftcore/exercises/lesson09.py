@@ -93,8 +93,9 @@ def _check_choose_lr(choose_lr) -> None:
 
 EXERCISES: list[Exercise] = [
     Exercise("09.1", "fine classes to departments",
-             "build a lookup tensor that maps every fine label to the index of its group, then "
-             "index it with `labels`", _check_departments),
+             "every fine label belongs to exactly one group: can you build a table from fine "
+             "label to group once, and use it for all the labels at the same time?",
+             _check_departments),
     Exercise("09.2", "balanced accuracy",
              "for each class c, the recall is the share of images of class c predicted as c; "
              "return the mean of the recalls", _check_balanced_accuracy),
