@@ -155,18 +155,18 @@ def _check_domain_classifier(domain_classifier) -> None:
 
 EXERCISES: list[Exercise] = [
     Exercise(
-        id="07.1", title="salt-and-pepper noise with a severity knob",
+        id="07.1", title="Salt-and-pepper noise with a severity knob",
         hint="seed a torch.Generator with `seed` and draw the random numbers for the whole batch "
              "at once; how can one set of draws serve every severity, so that damage only grows "
              "with it?",
         test=_check_salt_and_pepper),
     Exercise(
-        id="07.2", title="the AUROC of the confidence detector",
+        id="07.2", title="The AUROC of the confidence detector",
         hint="the detector's score is how unsure the model is; which set are the positives? "
              "scikit-learn's metrics compute the area for you",
         test=_check_confidence_auroc),
     Exercise(
-        id="07.3", title="a domain classifier",
+        id="07.3", title="A domain classifier",
         hint="Chance must be 0.5, so use as many source as target rows; and judge the classifier "
              "on rows it was not trained on (sklearn's train_test_split or cross_val_score).",
         test=_check_domain_classifier),

@@ -208,18 +208,18 @@ def _check_ewc(ewc_penalty) -> None:
 
 EXERCISES: list[Exercise] = [
     Exercise(
-        id="08.1", title="average accuracy, forgetting and backward transfer",
+        id="08.1", title="Average accuracy, forgetting and backward transfer",
         hint="Row i of R is the model after task i. A reads the last row; F and BWT compare the "
              "last row's first T - 1 entries with each column's best before the end (F) and with "
              "the diagonal (BWT), then average.",
         test=_check_metrics),
     Exercise(
-        id="08.2", title="a reservoir-sampling buffer",
+        id="08.2", title="A reservoir-sampling buffer",
         hint="once the buffer is full, the n-th item (counting from 1) must be kept with "
              "probability k / n; which slot should it then replace?",
         test=_check_reservoir),
     Exercise(
-        id="08.3", title="the EWC penalty",
+        id="08.3", title="The EWC penalty",
         hint="Loop over fisher's names; dict(model.named_parameters()) gives the weights by name. "
              "Keep everything a tensor, so that backward() can reach the weights.",
         test=_check_ewc),

@@ -92,14 +92,14 @@ def _check_choose_lr(choose_lr) -> None:
 
 
 EXERCISES: list[Exercise] = [
-    Exercise("09.1", "fine classes to departments",
+    Exercise("09.1", "Fine classes to departments",
              "every fine label belongs to exactly one group: can you build a table from fine "
              "label to group once, and use it for all the labels at the same time?",
              _check_departments),
-    Exercise("09.2", "balanced accuracy",
+    Exercise("09.2", "Balanced accuracy",
              "for each class c, the recall is the share of images of class c predicted as c; "
              "return the mean of the recalls", _check_balanced_accuracy),
-    Exercise("09.3", "choose the learning rate on validation",
+    Exercise("09.3", "Choose the learning rate on validation",
              "average over the seeds before comparing, and let validation alone decide "
              "(ftcore.sweep has helpers for both)",
              _check_choose_lr),
