@@ -376,13 +376,8 @@ def features(model: nn.Module, images: torch.Tensor | ImageSet, batch_size: int 
     if not isinstance(body, nn.Module):
         raise ValueError(f"{type(model).__name__} has no `features` module (the body before "
                          "the head), which ftcore's models name `features`")
-    was_training = model.training
-    model.eval()
     device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
-    out = torch.cat([body(chunk.to(device)).flatten(1).cpu()
-                     for chunk in images.split(batch_size)])
-    model.train(was_training)
-    return out
+    return predict(body, images, batch_size, device=device).flatten(1)  # the body, where it is
 
 
 def _as_matrix(x, name: str) -> np.ndarray:

@@ -77,6 +77,20 @@ def best(records: Sequence[Mapping], key: str, mode: str = "max") -> dict:
     return dict(pick(usable, key=lambda r: r[key]))
 
 
+def group(records: Sequence[Mapping], by: str | Sequence[str],
+          keys: Sequence[str] = ()) -> dict[tuple, list[Mapping]]:
+    """The records that share the values of ``by``, keyed by those values, in order of first
+    appearance; a ``KeyError`` names a field of ``by`` or ``keys`` that a record lacks."""
+    by = [by] if isinstance(by, str) else list(by)
+    groups: dict[tuple, list[Mapping]] = {}
+    for r in records:
+        missing = [k for k in (*by, *keys) if k not in r]
+        if missing:
+            raise KeyError(f"a record has no {missing[0]!r}; it has {sorted(r)}")
+        groups.setdefault(tuple(r[k] for k in by), []).append(r)
+    return groups
+
+
 def average(records: Sequence[Mapping], by: str | Sequence[str],
             keys: Sequence[str]) -> list[dict]:
     """Mean of ``keys`` over the records that share the values of ``by`` (e.g. over seeds).
@@ -86,15 +100,9 @@ def average(records: Sequence[Mapping], by: str | Sequence[str],
     appearance.
     """
     by = [by] if isinstance(by, str) else list(by)
-    groups: dict[tuple, list[Mapping]] = {}
-    for r in records:
-        missing = [k for k in (*by, *keys) if k not in r]
-        if missing:
-            raise KeyError(f"a record has no {missing[0]!r}; it has {sorted(r)}")
-        groups.setdefault(tuple(r[k] for k in by), []).append(r)
     return [{**dict(zip(by, values, strict=True)),
-             **{k: sum(r[k] for r in group) / len(group) for k in keys}, "n": len(group)}
-            for values, group in groups.items()]
+             **{k: sum(r[k] for r in rows) / len(rows) for k in keys}, "n": len(rows)}
+            for values, rows in group(records, by, keys).items()]
 
 
 def table(records: Sequence[Mapping], columns: Sequence[str] | None = None,

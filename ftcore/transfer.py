@@ -29,6 +29,7 @@ from .surgery import (
     reinitialise,
     replace_head,
 )
+from .sweep import group
 from .train import evaluate, fit
 
 
@@ -142,16 +143,14 @@ def summarise(records: Sequence[dict], key: str = "test_acc",
     Returns one dict per group, in order of first appearance: the ``by`` fields plus ``mean``,
     ``min``, ``max``, ``std`` (0 for a single run) and ``n`` (number of runs, e.g. seeds).
     """
-    groups: dict[tuple, list[float]] = {}
-    for record in records:
-        missing = [k for k in (*by, key) if k not in record]
-        if missing:
-            raise KeyError(f"record has no {missing}; it has {sorted(record)}")
-        groups.setdefault(tuple(record[k] for k in by), []).append(float(record[key]))
-    return [{**dict(zip(by, group, strict=True)), "mean": statistics.fmean(values),
-             "min": min(values), "max": max(values),
-             "std": statistics.stdev(values) if len(values) > 1 else 0.0, "n": len(values)}
-            for group, values in groups.items()]
+    summary = []
+    for values, rows in group(records, by, [key]).items():
+        scores = [float(r[key]) for r in rows]
+        summary.append({**dict(zip(by, values, strict=True)), "mean": statistics.fmean(scores),
+                        "min": min(scores), "max": max(scores),
+                        "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                        "n": len(scores)})
+    return summary
 
 
 def pivot(rows: Sequence[dict], row: str, column: str, value: Callable[[dict], object],
