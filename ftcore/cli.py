@@ -54,7 +54,7 @@ from .shifts import SEVERITIES, SHIFTS, evaluate_shifts
 from .surgery import STRATEGIES
 from .sweep import table
 from .train import evaluate
-from .transfer import pivot, strategy_grid, summarise
+from .transfer import TARGETS, load_target, pivot, strategy_grid, summarise
 
 #: ftcore's errors about its input, shown as ``ftcore <command>: error: ...`` (exit status 2).
 #: DataUnavailableError is a FileNotFoundError; CorruptFileError a ValueError.
@@ -65,11 +65,6 @@ LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 # Lesson 03's sizes (transfer learning).
 FINETUNE_LR = {"scratch": 0.05, "feature_extraction": 0.1, "partial": 0.05, "full": 0.03}
 FASHION_TEST_PER_CLASS = 50    # a 500-image Fashion-MNIST test subset keeps scoring quick
-TARGETS = {
-    "uci-digits": "UCI digits (near): other writers, 8x8 scans; lesson 02's model",
-    "mnist-5-9": "MNIST digits 5-9 (new classes), from a model pre-trained on digits 0-4",
-    "fashion-mnist": "Fashion-MNIST (far): clothes; tested on 50 images per class",
-}
 # Lesson 08's sizes (catastrophic forgetting).
 MLP_HIDDEN = (100, 100)
 SEQUENCE_TRAINING = {"momentum": 0.7, "batch_size": 64}
@@ -281,15 +276,10 @@ def pretrain_parser(parser: argparse.ArgumentParser) -> None:
 
 def target_task(args, name: str):
     """(pre-trained model, labelled pool, test set) of one of lesson 03's targets."""
-    if name == "mnist-5-9":
-        mnist = load(args, mnist_source(args))
-        return (pretrained_model(args, classes=range(5)),
-                keep_classes(mnist.train, range(5, 10)), keep_classes(mnist.test, range(5, 10)))
-    splits = load(args, name)
-    test = splits.test
-    if name == "fashion-mnist":
-        test = per_class(test, FASHION_TEST_PER_CLASS, seed=args.seed)
-    return pretrained_model(args), splits.train, test
+    return load_target(name, source=mnist_source(args), seed=args.seed, root=args.data_root,
+                       download=args.download, pretrain_epochs=args.pretrain_epochs,
+                       test_per_class=FASHION_TEST_PER_CLASS if name == "fashion-mnist" else None,
+                       device=args.device, progress=progress(args))
 
 
 def seed_list(args) -> list[int]:

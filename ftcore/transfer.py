@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .data import ImageSet, per_class
+from .data import ImageSet, keep_classes, load_dataset, per_class
 from .models import count_parameters
+from .pretrained import PretrainConfig, pretrained_cnn
 from .surgery import (
     STRATEGIES,
     body_blocks,
@@ -39,6 +40,41 @@ def epochs_for(steps: int, n_examples: int, batch_size: int) -> int:
         raise ValueError(f"steps={steps}, n_examples={n_examples} and batch_size={batch_size} "
                          "must all be >= 1")
     return math.ceil(steps / math.ceil(n_examples / batch_size))
+
+
+#: Lesson 03's target tasks, near to far: name -> what it is.
+TARGETS = {
+    "uci-digits": "UCI digits (near): other writers, 8x8 scans; the model pre-trained on 0-9",
+    "mnist-5-9": "MNIST digits 5-9 (new classes), from a model pre-trained on digits 0-4",
+    "fashion-mnist": "Fashion-MNIST (far): clothes; the model pre-trained on 0-9",
+}
+
+
+def load_target(name: str, *, source: str = "mnist", test_per_class: int | None = None,
+                seed: int = 0, root=None, download: bool = False,
+                pretrain_epochs: int = PretrainConfig.epochs, device=None,
+                progress: bool | None = None) -> tuple[nn.Module, ImageSet, ImageSet]:
+    """One of :data:`TARGETS`: (pre-trained model to start from, labelled pool, test set).
+
+    ``source`` is the MNIST the model is pre-trained on (``"mnist"``, the bundled subset, or
+    ``"mnist-full"``), and for ``"mnist-5-9"`` also the data; ``test_per_class`` keeps that many
+    test images per class (drawn with ``seed``), e.g. to score Fashion-MNIST quickly. The model
+    is :func:`~ftcore.pretrained.pretrained_cnn` (trained and cached on first use).
+    """
+    if name not in TARGETS:
+        raise ValueError(f"target {name!r} is not one of {', '.join(map(repr, TARGETS))}")
+    digits = range(5) if name == "mnist-5-9" else range(10)
+    config = PretrainConfig(source=source, classes=tuple(digits), epochs=pretrain_epochs)
+    model = pretrained_cnn(config, root=root, device=device, progress=progress)
+    if name == "mnist-5-9":
+        mnist = load_dataset(source, root=root, download=download)
+        pool, test = keep_classes(mnist.train, range(5, 10)), keep_classes(mnist.test, range(5, 10))
+    else:
+        splits = load_dataset(name, root=root, download=download)
+        pool, test = splits.train, splits.test
+    if test_per_class is not None:
+        test = per_class(test, test_per_class, seed=seed)
+    return model, pool, test
 
 
 def _per_strategy(value, strategy: str, what: str):

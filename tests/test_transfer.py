@@ -12,7 +12,9 @@ from ftcore.data import ImageSet
 from ftcore.plots import plot_sweep
 from ftcore.surgery import STRATEGIES, blocks, is_frozen
 from ftcore.transfer import (
+    TARGETS,
     epochs_for,
+    load_target,
     lookup,
     pivot,
     relative_change,
@@ -173,3 +175,17 @@ def test_plot_sweep_draws_one_line_per_group_per_panel():
         assert list(lines[0].get_xdata()) == [1, 5]  # sorted by x
         assert list(lines[0].get_ydata()) == [0.3, 0.6]
         assert ax.get_xscale() == "log"
+
+
+def test_load_target_gives_lesson_03s_tasks(mnist_root):
+    model, pool, test = load_target("mnist-5-9", pretrain_epochs=1, test_per_class=3, seed=1)
+    assert model.head.out_features == 5, "the model pre-trained on digits 0-4"
+    assert set(pool.labels.tolist()) == set(range(5)) and pool.classes == ("5", "6", "7", "8", "9")
+    assert test.class_counts().tolist() == [3] * 5
+    assert not torch.equal(test.images, load_target("mnist-5-9", pretrain_epochs=1,
+                                                    test_per_class=3, seed=2)[2].images)
+    model, pool, test = load_target("uci-digits", pretrain_epochs=1)
+    assert model.head.out_features == 10 and pool.num_classes == 10 and len(test) > len(pool) / 5
+    with pytest.raises(ValueError, match="'mnist-59' is not one of 'uci-digits'"):
+        load_target("mnist-59")
+    assert set(TARGETS) == {"uci-digits", "mnist-5-9", "fashion-mnist"}
