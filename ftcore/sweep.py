@@ -5,6 +5,11 @@
 >>> print(table(records))
 >>> best(records, "val_acc")            # the record with the highest validation accuracy
 >>> average(runs, by="lr", keys=["val_acc"])   # the mean over repeats (e.g. seeds) per lr
+>>> summary(runs, by="lr", key="val_acc")      # mean, std, min, max, spread per lr
+>>> spread_of(runs, "val_acc", lr=0.1)         # max - min over the seeds of lr=0.1
+
+A comparison of two settings is worth stating only when the gap between their means is well
+above the spread of each over seeds: ``gap > 2 * max(spread_a, spread_b)``.
 
 Choose on the validation split only: the test split is for one final measurement of the
 chosen setting, never for choosing (a choice made on the test set makes its score optimistic).
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -103,6 +109,34 @@ def average(records: Sequence[Mapping], by: str | Sequence[str],
     return [{**dict(zip(by, values, strict=True)),
              **{k: sum(r[k] for r in rows) / len(rows) for k in keys}, "n": len(rows)}
             for values, rows in group(records, by, keys).items()]
+
+
+def summary(records: Sequence[Mapping], by: str | Sequence[str], key: str) -> list[dict]:
+    """Mean and spread of ``key`` over the records that share the values of ``by``.
+
+    Returns one dict per group, in order of first appearance: the ``by`` fields plus ``mean``,
+    ``std`` (sample standard deviation, 0 for one run), ``min``, ``max``, ``spread``
+    (``max - min``, the range the seeds span) and ``n`` (number of runs, e.g. seeds).
+    """
+    by = [by] if isinstance(by, str) else list(by)
+    rows_out = []
+    for values, rows in group(records, by, [key]).items():
+        scores = [float(r[key]) for r in rows]
+        rows_out.append({**dict(zip(by, values, strict=True)), "mean": statistics.fmean(scores),
+                         "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
+                         "min": min(scores), "max": max(scores),
+                         "spread": max(scores) - min(scores), "n": len(scores)})
+    return rows_out
+
+
+def spread_of(records: Sequence[Mapping], key: str, **where) -> float:
+    """``max - min`` of ``key`` over the records whose fields equal ``where`` (e.g. one
+    strategy's seeds): ``spread_of(runs, "val_acc", strategy="full")``."""
+    rows = [r for r in records if all(r.get(k) == v for k, v in where.items())]
+    if not rows:
+        raise ValueError(f"spread_of: no record has {where}")
+    scores = [float(r[key]) for r in rows]
+    return max(scores) - min(scores)
 
 
 def table(records: Sequence[Mapping], columns: Sequence[str] | None = None,

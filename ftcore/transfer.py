@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import math
-import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -30,7 +29,7 @@ from .surgery import (
     reinitialise,
     replace_head,
 )
-from .sweep import group
+from .sweep import summary
 from .train import evaluate, fit
 
 
@@ -174,19 +173,13 @@ def transfer_first(pretrained: nn.Module, k: int, num_classes: int, *, fine_tune
 
 def summarise(records: Sequence[dict], key: str = "test_acc",
               by: Sequence[str] = ("task", "strategy", "labels_per_class")) -> list[dict]:
-    """Mean, min, max and standard deviation of ``key`` over the records that share ``by``.
+    """Mean, min, max, spread and standard deviation of ``key`` over the records that share
+    ``by`` (:func:`ftcore.sweep.summary` with this module's default grouping).
 
     Returns one dict per group, in order of first appearance: the ``by`` fields plus ``mean``,
-    ``min``, ``max``, ``std`` (0 for a single run) and ``n`` (number of runs, e.g. seeds).
+    ``std`` (0 for a single run), ``min``, ``max``, ``spread`` and ``n`` (number of runs).
     """
-    summary = []
-    for values, rows in group(records, by, [key]).items():
-        scores = [float(r[key]) for r in rows]
-        summary.append({**dict(zip(by, values, strict=True)), "mean": statistics.fmean(scores),
-                        "min": min(scores), "max": max(scores),
-                        "std": statistics.stdev(scores) if len(scores) > 1 else 0.0,
-                        "n": len(scores)})
-    return summary
+    return summary(records, by, key)
 
 
 def pivot(rows: Sequence[dict], row: str, column: str, value: Callable[[dict], object],

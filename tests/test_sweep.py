@@ -117,3 +117,21 @@ def test_grid_values_may_be_generators():
 
     points = grid_points({"lr": (x / 10 for x in (1, 2)), "epochs": iter([5])})
     assert points == [{"lr": 0.1, "epochs": 5}, {"lr": 0.2, "epochs": 5}]
+
+
+def test_summary_and_spread_of_over_seeds():
+    from ftcore.sweep import spread_of, summary
+
+    runs = [{"lr": lr, "seed": s, "acc": acc}
+            for lr, accs in ((0.1, (0.80, 0.90, 0.85)), (0.01, (0.70, 0.72, 0.71)))
+            for s, acc in enumerate(accs)]
+    rows = summary(runs, "lr", "acc")
+    assert [r["lr"] for r in rows] == [0.1, 0.01]
+    assert rows[0] == pytest.approx({"lr": 0.1, "mean": 0.85, "std": 0.05, "min": 0.80,
+                                     "max": 0.90, "spread": 0.10, "n": 3})
+    assert spread_of(runs, "acc", lr=0.01) == pytest.approx(0.02)
+    assert spread_of(runs, "acc") == pytest.approx(0.20)
+    with pytest.raises(ValueError, match="no record"):
+        spread_of(runs, "acc", lr=1.0)
+    with pytest.raises(KeyError, match="val_acc"):
+        summary(runs, "lr", "val_acc")

@@ -135,7 +135,8 @@ def test_summarise_mean_spread_and_grouping():
     records.append({"task": "a", "strategy": "t", "labels_per_class": 1, "test_acc": 0.4})
     rows = summarise(records)
     assert rows[0] == pytest.approx({"task": "a", "strategy": "s", "labels_per_class": 1,
-                                     "mean": 0.7, "min": 0.5, "max": 0.9, "std": 0.2, "n": 3})
+                                     "mean": 0.7, "min": 0.5, "max": 0.9, "std": 0.2, "spread": 0.4,
+                                     "n": 3})
     assert rows[1]["std"] == 0.0 and rows[1]["n"] == 1
     with pytest.raises(KeyError, match="seconds"):
         summarise(records, key="seconds")
