@@ -215,3 +215,46 @@ def plot_sweep(rows, x: str, group: str, panel: str | None = None, y: str = "mea
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_means(rows, x: str, group: str | None = None, y: str = "mean",
+               band: tuple[str, str] | None = ("min", "max"), ylabel: str = "accuracy",
+               title: str | None = None, chance: float | None = None, ax=None):
+    """Summary rows (:func:`ftcore.sweep.summary`) as bars of the mean with the spread over
+    seeds drawn as an error bar from ``band[0]`` to ``band[1]`` (default: worst to best seed),
+    one bar per value of ``x``, side by side per ``group``. ``chance`` draws a dashed line at
+    the accuracy of guessing. Returns the figure.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("plot_means: there are no rows to plot")
+    xs = list(dict.fromkeys(r[x] for r in rows))
+    groups = list(dict.fromkeys(r[group] for r in rows)) if group else [None]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(xs) * len(groups) + 1.5), 3.4))
+    else:
+        fig = ax.figure
+    width = 0.8 / len(groups)
+    for i, g in enumerate(groups):
+        line = [next((r for r in rows if r[x] == v and (group is None or r[group] == g)), None)
+                for v in xs]
+        pos = [j + (i - (len(groups) - 1) / 2) * width for j, r in enumerate(line) if r]
+        line = [r for r in line if r]
+        means = [r[y] for r in line]
+        err = None
+        if band:
+            err = [[m - r[band[0]] for m, r in zip(means, line, strict=True)],
+                   [r[band[1]] - m for m, r in zip(means, line, strict=True)]]
+        ax.bar(pos, means, width * 0.9, yerr=err, capsize=3,
+               label=str(g) if group else None)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls="--", lw=1, label="chance")
+    ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+    if group or chance is not None:
+        ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig

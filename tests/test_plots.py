@@ -107,3 +107,19 @@ def test_plot_filters_draws_each_kernel_on_its_own_scale():
         bound = float(kernel.abs().max())
         assert image.get_clim() == pytest.approx((-bound, bound))
     assert fig.get_suptitle() == "conv1"
+
+
+def test_plot_means_draws_a_bar_and_an_error_bar_per_mean():
+    from ftcore.plots import plot_means
+    from ftcore.sweep import summary
+
+    runs = [{"strategy": s, "seed": k, "acc": a}
+            for s, accs in (("full", (0.8, 0.9)), ("scratch", (0.5, 0.7)))
+            for k, a in enumerate(accs)]
+    fig = plot_means(summary(runs, "strategy", "acc"), "strategy", chance=0.1)
+    ax = fig.axes[0]
+    heights = sorted(p.get_height() for p in ax.patches)
+    assert heights == pytest.approx([0.6, 0.85])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["full", "scratch"]
+    with pytest.raises(ValueError, match="no rows"):
+        plot_means([], "strategy")
