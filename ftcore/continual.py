@@ -38,6 +38,7 @@ from torch import nn
 
 from .data import ImageSet, keep_classes
 from .optim import SGD
+from .parallel import check_jobs, run_all
 from .remedies import Naive, make_remedy
 from .runtime import pick_device
 from .train import check_labels, fit, predict
@@ -355,19 +356,30 @@ def run_sequence(model: nn.Module, tasks: list[Task], remedy: str | Naive = "nai
     return result
 
 
-def compare_remedies(model: nn.Module, tasks: list[Task], remedies: dict, **options
+def compare_remedies(model: nn.Module, tasks: list[Task], remedies: dict, *, n_jobs: int = 1,
+                     backend: str | None = None, address: str | None = None, **options
                      ) -> dict[str, SequenceResult]:
     """Run the same sequence once per remedy, each on a fresh copy of ``model``.
 
     Args:
         model: the starting point; it is copied, never trained itself.
         remedies: ``{label: remedy}``, a remedy being a name or a remedy object (objects keep
-            their state after the run, e.g. ``EWC.stiffness()``).
+            their state after the run, e.g. ``EWC.stiffness()``, when ``n_jobs=1``; in
+            parallel each worker trains a copy, so only the results come back).
+        n_jobs, backend, address: run the remedies in parallel processes or on a cluster
+            (:func:`ftcore.parallel.run_all`); the results are the same.
         options: passed to :func:`run_sequence` (``epochs``, ``lr``, ``seed``, ...).
     Returns:
         ``{label: SequenceResult}`` in the order of ``remedies``.
     """
     if not remedies:
         raise ValueError("remedies is empty: give at least one, e.g. {'naive': 'naive'}")
-    return {label: run_sequence(copy.deepcopy(model), tasks, remedy, label=label, **options)
-            for label, remedy in remedies.items()}
+    check_jobs(n_jobs, backend)
+    calls = [{"model": model, "tasks": tasks, "remedy": remedy, "label": label, **options}
+             for label, remedy in remedies.items()]
+    results = run_all(_copy_and_run, calls, n_jobs=n_jobs, backend=backend, address=address)
+    return dict(zip(remedies, results, strict=True))
+
+
+def _copy_and_run(model: nn.Module, tasks: list[Task], remedy, **options) -> SequenceResult:
+    return run_sequence(copy.deepcopy(model), tasks, remedy, **options)

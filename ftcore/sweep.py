@@ -23,6 +23,8 @@ import statistics
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from .parallel import run_all
+
 
 def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
     """Every combination of the values in ``grid``, as dicts, the last name varying fastest.
@@ -44,17 +46,22 @@ def grid_points(grid: Mapping[str, Sequence]) -> list[dict]:
     return [dict(zip(grid, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
-def sweep(run: Callable[..., Mapping], grid: Mapping[str, Sequence]) -> list[dict]:
+def sweep(run: Callable[..., Mapping], grid: Mapping[str, Sequence], *, n_jobs: int = 1,
+          backend: str | None = None, address: str | None = None) -> list[dict]:
     """Call ``run(**point)`` for every point of the grid; return one record per run.
 
     ``run`` takes the grid's names as keyword arguments and returns a dict of results (e.g.
     ``{"val_acc": 0.91}``). Each record is the point, then the results, then ``seconds`` (the
     run's wall time). A result may not reuse a parameter's name.
+
+    ``n_jobs``, ``backend``, ``address``: run the points in parallel processes or on a cluster
+    (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
     """
+    points = grid_points(grid)
+    timed = run_all(_timed, [{"run": run, "point": point} for point in points],
+                    n_jobs=n_jobs, backend=backend, address=address)
     records = []
-    for point in grid_points(grid):
-        start = time.perf_counter()
-        result = run(**point)
+    for point, (result, seconds) in zip(points, timed, strict=True):
         if not isinstance(result, Mapping):
             raise TypeError(f"run({point}) returned {type(result).__name__}; it must return a "
                             "dict of results, e.g. {'val_acc': 0.9}")
@@ -62,8 +69,14 @@ def sweep(run: Callable[..., Mapping], grid: Mapping[str, Sequence]) -> list[dic
         if clash:
             raise ValueError(f"run's results {clash} have the same names as parameters; "
                              "rename them (e.g. 'final_lr')")
-        records.append({**point, **result, "seconds": time.perf_counter() - start})
+        records.append({**point, **result, "seconds": seconds})
     return records
+
+
+def _timed(run: Callable[..., Mapping], point: dict) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = run(**point)
+    return result, time.perf_counter() - start
 
 
 def best(records: Sequence[Mapping], key: str, mode: str = "max") -> dict:

@@ -29,6 +29,7 @@ from .surgery import (
     reinitialise,
     replace_head,
 )
+from .parallel import check_jobs, run_all
 from .sweep import summary
 from .train import evaluate, fit
 
@@ -117,7 +118,8 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   seeds: Iterable[int] = (0, 1, 2), steps: int = 60, batch_size: int = 32,
                   lr: float | Mapping[str, float] = 0.05, momentum: float = 0.9,
                   weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                  task: str | None = None, device=None) -> list[dict]:
+                  task: str | None = None, device=None, n_jobs: int = 1,
+                  backend: str | None = None, address: str | None = None) -> list[dict]:
     """Fine-tune copies of ``pretrained`` with each strategy on small labelled subsets.
 
     For every number of labels per class ``n`` and every seed, the same ``per_class(train, n,
@@ -129,6 +131,8 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
         lr: one learning rate, or one per strategy (``{"full": 0.01, ...}``); annealed to 0
             over the run by default (``lr_schedule="cosine"``, see :func:`fit`).
         device: where to train (default: the best available).
+        n_jobs, backend, address: train the runs in parallel processes or on a cluster
+            (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
 
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
     and the fields of :func:`train_and_score`.
@@ -137,20 +141,29 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy={strategy!r} is not one of "
                              f"{', '.join(repr(s) for s in STRATEGIES)}")
-    records = []
+    check_jobs(n_jobs, backend)
+    options = {"steps": steps, "batch_size": batch_size, "momentum": momentum,
+               "weight_decay": weight_decay, "lr_schedule": lr_schedule, "device": device}
+    points, calls = [], []  # the record's fields, and the arguments of each run
     for n in labels_per_class:
         for seed in seeds:
             subset = per_class(train, n, seed=seed)
             for strategy in strategies:
-                model = prepare(copy.deepcopy(pretrained), strategy, train.num_classes,
-                                seed=seed)
                 rate = _per_strategy(lr, strategy, "lr")
-                run = train_and_score(model, subset, test, steps=steps, batch_size=batch_size,
-                                      lr=rate, momentum=momentum, weight_decay=weight_decay,
-                                      lr_schedule=lr_schedule, seed=seed, device=device)
-                records.append({"task": task or train.name, "strategy": strategy,
-                                "labels_per_class": n, "seed": seed, "lr": rate, **run})
-    return records
+                points.append({"task": task or train.name, "strategy": strategy,
+                               "labels_per_class": n, "seed": seed, "lr": rate})
+                calls.append({"pretrained": pretrained, "train": subset, "test": test,
+                              "strategy": strategy, "seed": seed, "lr": rate, **options})
+    runs = run_all(_strategy_run, calls, n_jobs=n_jobs, backend=backend, address=address)
+    return [{**point, **run} for point, run in zip(points, runs, strict=True)]
+
+
+def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strategy: str,
+                  seed: int, **options) -> dict:
+    """One run of :func:`strategy_grid`: a copy of ``pretrained`` prepared for ``strategy``
+    (new head seeded with ``seed``), trained on ``train`` and scored on ``test``."""
+    model = prepare(copy.deepcopy(pretrained), strategy, train.num_classes, seed=seed)
+    return train_and_score(model, train, test, seed=seed, **options)
 
 
 def transfer_first(pretrained: nn.Module, k: int, num_classes: int, *, fine_tune: bool,
