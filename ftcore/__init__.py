@@ -13,20 +13,35 @@ The book's library, one concept per module (arrows point down only)::
     train, augment         fit, evaluate, predict, History; per-image augmentation
     models                 SmallCNN and MLP with named ``features`` and ``head``
     nn, optim              first principles: Dropout, SGD
+    parallel               independent runs on every core or a cluster (joblib)
+    names                  the names experiments accept (imports nothing heavy)
     data                   MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
 """
 
-from .data import ImageSet, load_dataset, make_loader, per_class
-from .models import SmallCNN, count_parameters
-from .nn import Dropout
-from .optim import SGD
-from .pretrained import PretrainConfig, load_checkpoint, pretrained_cnn, save_checkpoint
-from .runtime import pick_device
-from .train import History, evaluate, fit, predict
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["SGD", "Dropout", "History", "ImageSet", "PretrainConfig", "SmallCNN",
-           "count_parameters", "evaluate", "fit", "load_checkpoint", "load_dataset",
-           "make_loader", "per_class", "pick_device", "predict", "pretrained_cnn",
-           "save_checkpoint"]
+#: What ``from ftcore import X`` gives, and the module that defines it. Imported on first use
+#: (PEP 562), so ``import ftcore`` and ``python -m ftcore --help`` do not wait for PyTorch.
+_EXPORTS = {
+    "SGD": "optim", "Dropout": "nn", "History": "train", "evaluate": "train", "fit": "train",
+    "predict": "train", "ImageSet": "data", "load_dataset": "data", "make_loader": "data",
+    "per_class": "data", "SmallCNN": "models", "count_parameters": "models",
+    "PretrainConfig": "pretrained", "load_checkpoint": "pretrained",
+    "pretrained_cnn": "pretrained", "save_checkpoint": "pretrained", "pick_device": "runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'ftcore' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value  # the next look-up is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

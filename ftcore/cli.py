@@ -28,37 +28,20 @@ import textwrap
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib
-import matplotlib.pyplot as plt
-import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from tqdm.auto import tqdm
-
+# Only light modules up here: parsing the arguments (and --help, and every argparse error)
+# never waits for PyTorch, torchvision, scikit-learn or matplotlib. Each command imports what
+# it runs.
 from . import __version__
-from .continual import (
-    mnist_to_fashion,
-    mnist_to_uci,
-    output_size,
-    permuted_mnist,
-    run_sequence,
-    split_mnist,
-)
-from .data import DataUnavailableError, Splits, keep_classes, load_dataset, per_class
-from .models import MLP
-from .plots import plot_accuracy_matrices, plot_history, plot_sweep
-from .pretrained import PretrainConfig, checkpoint_path, pretrained_cnn, read_checkpoint
-from .remedies import REMEDIES
-from .runtime import progress_enabled
-from .shifts import SEVERITIES, SHIFTS, evaluate_shifts
-from .surgery import STRATEGIES
-from .sweep import table
-from .train import evaluate
-from .transfer import TARGETS, load_target, pivot, strategy_grid, summarise
+from .names import PRETRAIN_EPOCHS, REMEDY_NAMES, SEVERITIES, SHIFT_NAMES, STRATEGIES, TARGETS
+
+if TYPE_CHECKING:
+    from .data import Splits
 
 #: ftcore's errors about its input, shown as ``ftcore <command>: error: ...`` (exit status 2).
 #: DataUnavailableError is a FileNotFoundError; CorruptFileError a ValueError.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
@@ -119,6 +102,10 @@ def device_choice(text: str) -> str | None:
     if kind not in DEVICES or (colon and not (kind == "cuda" and index.isdigit())):
         raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(DEVICES)} "
                                          "(or cuda:N)")
+    if kind in ("auto", "cpu"):
+        return None if kind == "auto" else text
+    import torch  # only to count the devices asked for
+
     mps = getattr(torch.backends, "mps", None)
     available = {"cuda": torch.cuda.device_count(),
                  "mps": int(mps is not None and mps.is_available())}.get(kind, 1)
@@ -129,8 +116,22 @@ def device_choice(text: str) -> str | None:
     return None if kind == "auto" else text
 
 
+def jobs_count(text: str) -> int:
+    """An argparse type: a number of processes, >= 1, or -1 for one per core."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1 and value != -1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1 (processes) or -1 (one per "
+                                         "core)")
+    return value
+
+
 def figure_path(text: str) -> Path:
     """An argparse type: a file name whose extension matplotlib can write (.png, .pdf, ...)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     path = Path(text)
     formats = FigureCanvasAgg.get_supported_filetypes()
     if path.suffix.lstrip(".").lower() not in formats:
@@ -186,11 +187,26 @@ def progress(args) -> bool | None:
     return False if args.no_progress or not sys.stderr.isatty() else None
 
 
-def steps_bar(items: Iterable, args, unit: str) -> tqdm:
-    """A progress bar over the steps of an experiment (runs, shifts, remedies)."""
+def steps_bar(items: Iterable, args, unit: str):
+    """A progress bar (tqdm) over the steps of an experiment (runs, shifts, remedies)."""
+    from tqdm.auto import tqdm
+
+    from .runtime import progress_enabled
+
     items = list(items)
     return tqdm(items, desc=args.command, unit=unit, total=len(items), leave=False,
                 disable=not progress_enabled(progress(args)))
+
+
+def serial(args) -> bool:
+    """True when the runs go one after another in this process (no --jobs, no --backend)."""
+    return args.jobs == 1 and args.backend in (None, "loky")
+
+
+def parallel_options(args) -> dict:
+    """The ``n_jobs``, ``backend`` and ``address`` of the grid runners
+    (:func:`ftcore.parallel.run_all`)."""
+    return {"n_jobs": args.jobs, "backend": args.backend, "address": args.address}
 
 
 def mnist_source(args) -> str:
@@ -199,23 +215,41 @@ def mnist_source(args) -> str:
 
 
 def load(args, name: str) -> Splits:
+    from .data import load_dataset
+
     return load_dataset(name, root=args.data_root, download=args.download)
 
 
 def pretrained_model(args, classes: Iterable[int] = range(10)):
     """Lesson 02's pre-trained CNN on ``--source`` MNIST (``--pretrain-epochs``), trained and
     cached the first time."""
+    from .pretrained import PretrainConfig, pretrained_cnn
+
     config = PretrainConfig(source=mnist_source(args), classes=tuple(classes),
                             epochs=args.pretrain_epochs)
     return pretrained_cnn(config, root=args.data_root, device=args.device,
                           progress=progress(args))
 
 
+def add_parallel_options(parser: argparse.ArgumentParser) -> None:
+    """--jobs, --backend, --address: the grid's independent runs in parallel."""
+    group = parser.add_argument_group("running in parallel")
+    group.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
+                       help="independent runs in N processes at once (default: 1; -1: one "
+                            "per core); the results are the same as with 1")
+    group.add_argument("--backend", choices=("loky", "dask", "ray"), default=None,
+                       help="where the runs go: loky (processes here, the default with "
+                            "--jobs), dask or ray (a cluster, pip install 'ftcore[cluster]')")
+    group.add_argument("--address", default=None, metavar="URL",
+                       help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default with "
+                            "--backend dask: a local cluster of --jobs workers)")
+
+
 def add_pretrain_epochs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-epochs", type=positive_int,
-                        default=PretrainConfig.epochs, metavar="N",
+                        default=PRETRAIN_EPOCHS, metavar="N",
                         help=f"epochs of the pre-trained model to start from (default: "
-                             f"{PretrainConfig.epochs}, lesson 02's; another value trains "
+                             f"{PRETRAIN_EPOCHS}, lesson 02's; another value trains "
                              "and caches another model)")
 
 
@@ -224,6 +258,8 @@ def report(args, text: str, figure: Callable[[], object]) -> int:
     print(text)
     if not args.no_figure:
         path = args.figure or Path(f"ftcore-{args.command}.png")
+        import matplotlib.pyplot as plt
+
         path.parent.mkdir(parents=True, exist_ok=True)
         fig = figure()
         fig.savefig(path, dpi=120, bbox_inches="tight")
@@ -239,6 +275,12 @@ def pretrain_command(args) -> int:
     cache it where the later lessons look for it; print the history of every epoch and the test
     accuracy, and plot the learning curves. A cached model is loaded, not trained again (unless
     --retrain)."""
+    from .data import keep_classes
+    from .plots import plot_history
+    from .pretrained import PretrainConfig, checkpoint_path, pretrained_cnn, read_checkpoint
+    from .sweep import table
+    from .train import evaluate
+
     classes = sorted(set(args.classes))
     if len(classes) < 2:
         raise ValueError(f"--classes {' '.join(map(str, args.classes))}: give at least two "
@@ -266,8 +308,8 @@ def pretrain_parser(parser: argparse.ArgumentParser) -> None:
                         choices=range(10), metavar="DIGIT",
                         help="the digits to pre-train on (default: all ten; lesson 03's "
                              "mnist-5-9 target starts from 0 1 2 3 4)")
-    parser.add_argument("--epochs", type=positive_int, default=PretrainConfig.epochs, metavar="N",
-                        help=f"passes over the training set (default: {PretrainConfig.epochs})")
+    parser.add_argument("--epochs", type=positive_int, default=PRETRAIN_EPOCHS, metavar="N",
+                        help=f"passes over the training set (default: {PRETRAIN_EPOCHS})")
     parser.add_argument("--retrain", action="store_true",
                         help="train again even if the checkpoint is cached")
 
@@ -276,6 +318,8 @@ def pretrain_parser(parser: argparse.ArgumentParser) -> None:
 
 def target_task(args, name: str):
     """(pre-trained model, labelled pool, test set) of one of lesson 03's targets."""
+    from .transfer import load_target
+
     return load_target(name, source=mnist_source(args), seed=args.seed, root=args.data_root,
                        download=args.download, pretrain_epochs=args.pretrain_epochs,
                        test_per_class=FASHION_TEST_PER_CLASS if name == "fashion-mnist" else None,
@@ -297,17 +341,25 @@ def finetune_command(args) -> int:
     (scratch, feature extraction, partial, full) on a few labelled examples per class,
     repeated over seeds, every run with the same number of SGD steps; print the mean ± std
     test accuracy per strategy and label budget, and plot it against the budget."""
+    from .plots import plot_sweep
+    from .sweep import table
+    from .transfer import pivot, strategy_grid, summarise
+
     seeds = seed_list(args)
     lr = args.lr or {s: FINETUNE_LR[s] for s in args.strategy}
     tasks = {name: target_task(args, name) for name in args.target}
     records = []
-    points = itertools.product(args.target, args.labels_per_class, seeds)
-    for name, n, seed in steps_bar(points, args, "grid point"):
+    if serial(args):  # one grid point at a time, so the progress bar moves
+        chunks = [(name, [n], [seed]) for name, n, seed in
+                  itertools.product(args.target, args.labels_per_class, seeds)]
+    else:  # a whole target at a time, its runs spread over the processes
+        chunks = [(name, args.labels_per_class, seeds) for name in args.target]
+    for name, budgets, chunk_seeds in steps_bar(chunks, args, "grid part"):
         model, pool, test = tasks[name]
         records += strategy_grid(model, pool, test, strategies=args.strategy,
-                                 labels_per_class=[n], seeds=[seed], steps=args.steps,
+                                 labels_per_class=budgets, seeds=chunk_seeds, steps=args.steps,
                                  batch_size=args.batch_size, lr=lr, task=name,
-                                 device=args.device)
+                                 device=args.device, **parallel_options(args))
     summary = summarise(records)
     text = "\n\n".join(
         f"{name}: test accuracy, mean ± std over {len(seeds)} seed(s); columns: labels per "
@@ -342,6 +394,7 @@ def finetune_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=25, metavar="N",
                         help="(default: 25)")
     add_pretrain_epochs(parser)
+    add_parallel_options(parser)
 
 
 # --- shifts (lesson 07) -----------------------------------------------------------------------
@@ -350,6 +403,13 @@ def shifts_command(args) -> int:
     """Lesson 07's experiment: the pre-trained CNN on MNIST test images corrupted by each
     shift at each severity (in the spirit of MNIST-C); print the accuracy per shift and
     severity, and plot accuracy and confidence against the severity."""
+    import torch
+
+    from .plots import plot_sweep
+    from .shifts import evaluate_shifts
+    from .sweep import table
+    from .transfer import pivot
+
     test = load(args, mnist_source(args)).test
     if args.images > len(test):
         raise ValueError(f"--images {args.images} is more than the {len(test)} test images of "
@@ -372,8 +432,8 @@ def shifts_command(args) -> int:
 
 
 def shifts_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--shift", **SEVERAL, choices=SHIFTS, default=list(SHIFTS),
-                        metavar="SHIFT", help=f"corruptions to apply: {', '.join(SHIFTS)} "
+    parser.add_argument("--shift", **SEVERAL, choices=SHIFT_NAMES, default=list(SHIFT_NAMES),
+                        metavar="SHIFT", help=f"corruptions to apply: {', '.join(SHIFT_NAMES)} "
                         "(default: all)")
     parser.add_argument("--severity", type=int, **SEVERAL, choices=SEVERITIES,
                         default=list(SEVERITIES), metavar="LEVEL",
@@ -387,6 +447,9 @@ def shifts_parser(parser: argparse.ArgumentParser) -> None:
 
 def scenario_tasks(args) -> list:
     """The task sequence of ``--scenario``, on ``--source`` MNIST."""
+    from .continual import mnist_to_fashion, mnist_to_uci, permuted_mnist, split_mnist
+    from .data import Splits, per_class
+
     mnist = load(args, mnist_source(args))
     if args.scenario.startswith("split-"):
         return split_mnist(mnist, args.scenario.removeprefix("split-"))
@@ -409,6 +472,13 @@ def continual_command(args) -> int:
     trains a copy of it on the later tasks, one after the other; print each remedy's average
     accuracy, forgetting, backward transfer, plasticity and costs, and plot its accuracy
     matrix R[i, j] (accuracy on task j after training on task i)."""
+    import torch
+
+    from .continual import compare_remedies, output_size, run_sequence
+    from .models import MLP
+    from .plots import plot_accuracy_matrices
+    from .sweep import table
+
     scenario = SCENARIOS[args.scenario]
     tasks = scenario_tasks(args)
     training = {"lr": args.lr, "seed": args.seed, "device": args.device, **SEQUENCE_TRAINING}
@@ -417,9 +487,14 @@ def continual_command(args) -> int:
         start = MLP(output_size(tasks), MLP_HIDDEN)
     run_sequence(start, tasks[:1], epochs=args.first_epochs or scenario.first_epochs,
                  **training)  # learn task 0 once; every remedy starts from here
-    results = [run_sequence(copy.deepcopy(start), tasks, name, learned=1,
-                            epochs=args.epochs or scenario.epochs, **training)
-               for name in steps_bar(args.remedy, args, "remedy")]
+    epochs = args.epochs or scenario.epochs
+    if serial(args):  # one remedy at a time, so the progress bar moves
+        results = [run_sequence(copy.deepcopy(start), tasks, name, learned=1, epochs=epochs,
+                                **training) for name in steps_bar(args.remedy, args, "remedy")]
+    else:
+        results = list(compare_remedies(start, tasks, {name: name for name in args.remedy},
+                                        learned=1, epochs=epochs, **training,
+                                        **parallel_options(args)).values())
     text = (f"{scenario.description}: {len(tasks)} tasks ({', '.join(t.name for t in tasks)})\n"
             + table([r.summary() for r in results]))
     return report(args, text, lambda: plot_accuracy_matrices(
@@ -431,9 +506,9 @@ def continual_parser(parser: argparse.ArgumentParser) -> None:
                         metavar="SCENARIO", help="the task sequence: " + "; ".join(
                             f"{k}: {v.description}" for k, v in SCENARIOS.items())
                         + " (default: split-class)")
-    parser.add_argument("--remedy", **SEVERAL, choices=REMEDIES, default=list(REMEDIES),
+    parser.add_argument("--remedy", **SEVERAL, choices=REMEDY_NAMES, default=list(REMEDY_NAMES),
                         metavar="REMEDY", help=f"how each later task is trained: "
-                        f"{', '.join(REMEDIES)} (default: all, with lesson 08's settings)")
+                        f"{', '.join(REMEDY_NAMES)} (default: all, with lesson 08's settings)")
     parser.add_argument("--first-epochs", type=positive_int, default=None, metavar="N",
                         help="passes over the first task (default: 2; 5 for mnist-uci and "
                              "mnist-fashion)")
@@ -443,6 +518,7 @@ def continual_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lr", type=positive_float, default=0.03, help="(default: 0.03)")
     parser.add_argument("--permuted-tasks", type=positive_int, default=4, metavar="N",
                         help="tasks of the permuted scenario (default: 4)")
+    add_parallel_options(parser)
 
 
 # --- instructors' commands --------------------------------------------------------------------
@@ -474,6 +550,7 @@ def check_command(args) -> int:
     done, incorrect, missing (deleted), error or not run. The exit status is 0 only if every
     exercise passed."""
     from .exercises.edition import grade
+    from .sweep import table
 
     missing = [str(path) for path in args.notebooks if not path.is_file()]
     if missing:
@@ -567,6 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
 def explain(error: Exception) -> str:
     """The message for an error ftcore raised, with the command-line way out where it differs
     from the Python one."""
+    from .data import DataUnavailableError  # an error was raised: ftcore is imported already
+
     message = str(error)
     if isinstance(error, DataUnavailableError):
         message += (" From the command line: add --download (when online), or use "
@@ -577,7 +656,12 @@ def explain(error: Exception) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status (argument errors exit with 2)."""
     args = build_parser().parse_args(argv)
-    matplotlib.use("Agg")  # figures are saved, never shown
+    if getattr(args, "address", None) and args.backend != "dask":
+        args.parser.error(f"--address {args.address} names a Dask scheduler: add --backend dask")
+    if args.run not in (student_edition_command, check_command):
+        import matplotlib
+
+        matplotlib.use("Agg")  # figures are saved, never shown
     try:
         return args.run(args)
     except USER_ERRORS as error:

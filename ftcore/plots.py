@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from sklearn.metrics import ConfusionMatrixDisplay
 
 
 def _records(history) -> list[dict]:
@@ -83,6 +82,8 @@ def show_images(images: torch.Tensor, labels=None, predictions=None,
 def plot_confusion_matrix(labels, predictions, classes: Sequence[str] | None = None,
                           title: str | None = None):
     """scikit-learn's confusion matrix of true ``labels`` (rows) vs ``predictions``."""
+    from sklearn.metrics import ConfusionMatrixDisplay  # here: sklearn is slow to import
+
     fig, ax = plt.subplots(figsize=(6, 5))
     ConfusionMatrixDisplay.from_predictions(
         np.asarray(labels), np.asarray(predictions), display_labels=classes, ax=ax,

@@ -21,6 +21,7 @@ from torch import nn
 from .data import keep_classes, load_dataset
 from .data.cache import CorruptFileError, atomic_save, data_root, safe_load
 from .models import SmallCNN, config_dict
+from .names import PRETRAIN_EPOCHS
 from .train import History, fit
 
 CHECKPOINT_FORMAT = "ftcore.SmallCNN/1"
@@ -39,7 +40,7 @@ class PretrainConfig:
     hidden: int = 128
     dropout: float = 0.25
     batch_norm: bool = True
-    epochs: int = 12
+    epochs: int = PRETRAIN_EPOCHS
     lr: float = 0.05
     momentum: float = 0.9
     weight_decay: float = 5e-4

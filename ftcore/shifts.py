@@ -46,9 +46,9 @@ import torchvision.transforms.v2.functional as TF
 from torch import nn
 
 from .data import ImageSet
+from .names import SEVERITIES
 from .train import predict
 
-SEVERITIES = (1, 2, 3, 4, 5)
 BILINEAR = TF.InterpolationMode.BILINEAR
 
 #: One corruption: (images (N, 1, H, W), strength at this severity, generator) -> images.

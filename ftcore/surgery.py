@@ -33,8 +33,7 @@ import torch
 from torch import nn
 
 from .models import SmallCNN, count_parameters
-
-STRATEGIES = ("scratch", "feature_extraction", "partial", "full")
+from .names import STRATEGIES
 
 #: Where :func:`find_head` looks, in this order (a ``classifier`` Sequential: its last Linear).
 HEAD_PLACES = ("head", "fc", "classifier[-1]", "heads.head")

@@ -19,6 +19,8 @@ from torch import nn
 
 from .data import ImageSet, keep_classes, load_dataset, per_class
 from .models import count_parameters
+from .names import TARGETS  # lesson 03's targets: name -> what it is
+from .parallel import check_jobs, run_all
 from .pretrained import PretrainConfig, pretrained_cnn
 from .surgery import (
     STRATEGIES,
@@ -29,7 +31,6 @@ from .surgery import (
     reinitialise,
     replace_head,
 )
-from .parallel import check_jobs, run_all
 from .sweep import summary
 from .train import evaluate, fit
 
@@ -42,12 +43,6 @@ def epochs_for(steps: int, n_examples: int, batch_size: int) -> int:
     return math.ceil(steps / math.ceil(n_examples / batch_size))
 
 
-#: Lesson 03's target tasks, near to far: name -> what it is.
-TARGETS = {
-    "uci-digits": "UCI digits (near): other writers, 8x8 scans; the model pre-trained on 0-9",
-    "mnist-5-9": "MNIST digits 5-9 (new classes), from a model pre-trained on digits 0-4",
-    "fashion-mnist": "Fashion-MNIST (far): clothes; the model pre-trained on 0-9",
-}
 
 
 def load_target(name: str, *, source: str = "mnist", test_per_class: int | None = None,

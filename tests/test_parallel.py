@@ -6,13 +6,14 @@ import importlib.util
 
 import pytest
 import torch
+from helpers import tiny_cnn
+from test_cli import TINY, cli_data, root, run  # noqa: F401  (fixtures)
 
 from ftcore.continual import compare_remedies, split_mnist
 from ftcore.models import MLP
 from ftcore.parallel import run_all
 from ftcore.sweep import sweep
 from ftcore.transfer import strategy_grid
-from helpers import tiny_cnn
 
 TIMING = {"seconds", "history"}  # wall times differ run to run; history holds them too
 
@@ -96,3 +97,13 @@ def test_the_same_grid_runs_on_a_local_dask_cluster(mnist_small):
         on_dask = strategy_grid(model, train, test, backend="dask",
                                 address=cluster.scheduler_address, **options)
     assert without_timing(on_dask) == without_timing(serial)
+
+
+def test_finetune_with_jobs_prints_the_serial_table(root, tmp_path):  # noqa: F811
+    argv = ["finetune", "--target", "uci-digits", "--strategy", "scratch", "full",
+            "--labels-per-class", 1, "--seeds", 2, "--steps", 2, *TINY, "--no-figure"]
+    status, serial, err = run(*argv)
+    assert status == 0, err
+    status, parallel, err = run(*argv, "--jobs", 2)
+    assert status == 0, err
+    assert parallel == serial

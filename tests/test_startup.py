@@ -1,0 +1,72 @@
+"""Start-up: the command line answers --help and argument errors without importing PyTorch,
+torchvision, scikit-learn or matplotlib, and ``import ftcore`` loads them only when used.
+
+Checked through ``sys.modules`` of a fresh interpreter, which is deterministic (times are not:
+the benchmark prints those)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "torchvision", "sklearn", "matplotlib")
+
+
+def modules_after(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has imported after running ``code``."""
+    probe = (code + "\nimport json, sys\n"
+             "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          env=env, timeout=120)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["finetune", "--help"], ["continual", "--help"],
+                                  ["finetune", "--strategy", "fulll"], ["shifts", "--jobs", "2"],
+                                  ["finetune", "--jobs", "0"], ["--version"]])
+def test_the_command_line_parses_without_heavy_imports(argv):
+    code = ("import sys\nfrom ftcore.cli import build_parser\n"
+            f"try:\n    build_parser().parse_args({argv!r})\nexcept SystemExit:\n    pass")
+    loaded = modules_after(code)
+    assert "ftcore" in loaded
+    assert not loaded & set(HEAVY), f"{argv} imported {sorted(loaded & set(HEAVY))}"
+
+
+def test_python_m_ftcore_help_answers_without_torch():
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "ftcore", "--help"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0 and "finetune" in done.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "ftcore" in imported and not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+def test_import_ftcore_is_lazy_and_its_names_still_work():
+    assert not modules_after("import ftcore") & set(HEAVY)
+    loaded = modules_after("from ftcore import fit, SGD\nassert callable(fit) and SGD")
+    assert "torch" in loaded and "sklearn" not in loaded  # scikit-learn only where it is used
+    import ftcore
+
+    assert set(ftcore.__all__) <= set(dir(ftcore))
+    with pytest.raises(AttributeError, match="no attribute 'fitt'"):
+        ftcore.fitt  # noqa: B018
+
+
+def test_the_light_names_match_the_registries():
+    from ftcore import names
+    from ftcore.pretrained import PretrainConfig
+    from ftcore.remedies import REMEDIES
+    from ftcore.shifts import SEVERITIES, SHIFTS
+    from ftcore.surgery import STRATEGIES
+    from ftcore.transfer import TARGETS
+
+    assert names.SHIFT_NAMES == tuple(SHIFTS)
+    assert names.REMEDY_NAMES == tuple(REMEDIES)
+    assert names.SEVERITIES == SEVERITIES and names.STRATEGIES == STRATEGIES
+    assert names.TARGETS == TARGETS and names.PRETRAIN_EPOCHS == PretrainConfig().epochs
