@@ -237,9 +237,9 @@ def add_parallel_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--jobs", type=jobs_count, default=1, metavar="N",
                        help="independent runs in N processes at once (default: 1; -1: one "
                             "per core); the results are the same as with 1")
-    group.add_argument("--backend", choices=("loky", "dask", "ray"), default=None,
+    group.add_argument("--backend", choices=("loky", "dask"), default=None,
                        help="where the runs go: loky (processes here, the default with "
-                            "--jobs), dask or ray (a cluster, pip install 'ftcore[cluster]')")
+                            "--jobs) or dask (a cluster: pip install 'ftcore[cluster]')")
     group.add_argument("--address", default=None, metavar="URL",
                        help="the Dask scheduler, e.g. tcp://10.0.0.5:8786 (default with "
                             "--backend dask: a local cluster of --jobs workers)")
