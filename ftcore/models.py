@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .checks import ParameterError, check_int, check_number, check_pixels
 from .nn import Dropout
 
 
@@ -48,10 +49,12 @@ class SmallCNN(nn.Module):
     def __init__(self, num_classes: int = 10, width: int = 16, hidden: int = 128,
                  dropout: float = 0.25, batch_norm: bool = True) -> None:
         super().__init__()
-        for name, value in (("num_classes", num_classes), ("width", width), ("hidden", hidden)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name}={value!r} must be a whole number >= 1")
-        self.config = CNNConfig(num_classes, width, hidden, float(dropout), batch_norm)
+        num_classes, width, hidden = (check_int(v, name, low=1) for name, v in (
+            ("num_classes", num_classes), ("width", width), ("hidden", hidden)))
+        dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
+        if not isinstance(batch_norm, bool):
+            raise ParameterError(f"batch_norm={batch_norm!r} must be True or False")
+        self.config = CNNConfig(num_classes, width, hidden, dropout, batch_norm)
 
         def conv_block(c_in: int, c_out: int) -> nn.Sequential:
             norm = nn.BatchNorm2d(c_out) if batch_norm else nn.Identity()
@@ -73,17 +76,14 @@ class SmallCNN(nn.Module):
 
 
 def check_images(x: torch.Tensor, model: str = "SmallCNN") -> None:
-    """Raise ``ValueError`` unless ``x`` is a float batch (N, 1, 28, 28) with values in [0, 1]."""
-    if x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
-        hint = " (add a channel axis: x.unsqueeze(1))" if x.dim() == 3 else ""
-        raise ValueError(f"{model} expects images of shape (N, 1, 28, 28), got "
-                         f"{tuple(x.shape)}{hint}")
-    if not x.is_floating_point():
-        raise ValueError(f"{model} expects float pixels in [0, 1], got {x.dtype}: divide by 255")
-    low, high = torch.aminmax(x)
-    if low < -1e-6 or high > 1 + 1e-6:
-        raise ValueError(f"{model} expects pixel values in [0, 1], got {float(low):.3g} to "
-                         f"{float(high):.3g}: divide uint8 pixels by 255 and do not normalise")
+    """Raise ``ValueError`` unless ``x`` is a float batch (N, 1, 28, 28) with finite values in
+    [0, 1] (:func:`ftcore.checks.check_pixels`)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 4 or tuple(x.shape[1:]) != (1, 28, 28):
+        shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        hint = " (add a channel axis: x.unsqueeze(1))" if getattr(x, "ndim", 0) == 3 else ""
+        raise ParameterError(f"{model} expects images of shape (N, 1, 28, 28), got "
+                             f"{shape}{hint}")
+    check_pixels(x, model)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -116,10 +116,11 @@ class MLP(nn.Module):
     def __init__(self, num_classes: int = 10, hidden: tuple[int, ...] = (100, 100),
                  dropout: float = 0.0) -> None:
         super().__init__()
-        hidden = tuple(hidden)
-        for name, value in (("num_classes", num_classes), *(("hidden", h) for h in hidden)):
-            if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+        check_int(num_classes, "num_classes", low=1)
+        if isinstance(hidden, int) or not hasattr(hidden, "__iter__"):
+            raise ParameterError(f"hidden={hidden!r} must be a tuple of layer widths, e.g. "
+                                 f"hidden=({hidden!r},)")
+        hidden = tuple(check_int(h, "a width in hidden", low=1) for h in hidden)
         if not hidden:
             raise ValueError("hidden=() needs at least one layer width, e.g. hidden=(100,)")
         layers, width = [("flatten", nn.Flatten())], 28 * 28

@@ -15,6 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .checks import ParameterError, check_number
+
 
 class Dropout(nn.Module):
     """Inverted dropout. Input and output have the same shape, any shape.
@@ -27,12 +29,12 @@ class Dropout(nn.Module):
 
     def __init__(self, p: float = 0.5, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        if not 0 <= p < 1:
-            raise ValueError(
-                f"dropout p={p!r} must be in [0, 1): it is the probability of dropping a unit "
-                "(p=1 would drop everything)"
-            )
-        self.p = float(p)
+        self.p = check_number(p, "dropout p", low=0, high=1, high_open=True,
+                              hint="it is the probability of dropping a unit (p=1 would drop "
+                                   "everything), e.g. p=0.5")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ParameterError(f"generator must be a torch.Generator or None, got "
+                                 f"{type(generator).__name__}")
         self.generator = generator
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

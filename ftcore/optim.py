@@ -18,6 +18,8 @@ from collections.abc import Iterable
 
 import torch
 
+from .checks import ParameterError, check_number
+
 
 class SGD(torch.optim.Optimizer):
     """Gradient descent with optional momentum, Nesterov momentum and weight decay.
@@ -44,6 +46,12 @@ class SGD(torch.optim.Optimizer):
     ) -> None:
         check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
                               nesterov=nesterov)
+        params = list(params)  # a generator such as model.parameters() can be read only once
+        if not params:
+            raise ParameterError(
+                "SGD got no parameters. model.parameters() is a generator that is empty once "
+                "read: call it again (or keep list(model.parameters())); with param_groups, "
+                "check that some part of the model is trainable")
         defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
                     "nesterov": nesterov}
         super().__init__(params, defaults)  # calls add_param_group for every group
@@ -87,11 +95,11 @@ class SGD(torch.optim.Optimizer):
 def check_hyperparameters(*, lr: float, momentum: float, weight_decay: float,
                           nesterov: bool) -> None:
     """Raise ``ValueError`` naming the bad value and the accepted range."""
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r} must be > 0 (try 0.01 to 0.1 for a small CNN)")
-    if not 0 <= momentum < 1:
-        raise ValueError(f"momentum={momentum!r} must be in [0, 1) (0.9 is the usual choice)")
-    if not weight_decay >= 0:
-        raise ValueError(f"weight_decay={weight_decay!r} must be >= 0 (0 switches it off)")
+    check_number(lr, "lr", low=0, low_open=True, hint="try 0.01 to 0.1 for a small CNN")
+    check_number(momentum, "momentum", low=0, high=1, high_open=True,
+                 hint="0.9 is the usual choice, 0 switches it off")
+    check_number(weight_decay, "weight_decay", low=0, hint="0 switches it off")
+    if not isinstance(nesterov, bool):
+        raise ParameterError(f"nesterov={nesterov!r} must be True or False")
     if nesterov and momentum == 0:
-        raise ValueError("nesterov=True needs momentum > 0 (e.g. momentum=0.9)")
+        raise ParameterError("nesterov=True needs momentum > 0 (e.g. momentum=0.9)")

@@ -13,6 +13,7 @@ and per epoch it records the training and validation loss and accuracy.
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,11 +24,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .augment import augment_batch
+from .checks import ParameterError, check_choice, check_int, check_type
 from .data import ImageSet, make_loader
-from .optim import SGD
+from .optim import SGD, check_hyperparameters
 from .runtime import pick_device, progress_enabled
 
 SCHEDULES = ("constant", "cosine")
+DIVERGENCE = ("raise", "stop")
+#: An epoch's mean training loss above this counts as diverged (chance level is ln(C), 2.3
+#: for ten classes: a cross-entropy of 10,000 means logits thrown thousands of units apart).
+LOSS_LIMIT = 1e4
 
 
 @dataclass
@@ -41,6 +47,7 @@ class History:
     records: list[dict] = field(default_factory=list)
     best_epoch: int | None = None  # lowest validation loss (None without a validation set)
     stopped_early: bool = False
+    diverged: bool = False  # the loss became non-finite or huge (with on_divergence="stop")
 
     def column(self, key: str) -> list[float]:
         """One quantity over the epochs, e.g. ``history.column("val_acc")``."""
@@ -63,7 +70,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lr_schedule: str = "constant", patience: int | None = None, seed: int = 0,
-        device=None, progress: bool | None = None) -> History:
+        device=None, progress: bool | None = None, on_divergence: str = "raise") -> History:
     """Train ``model`` on ``train`` with cross-entropy and return its :class:`History`.
 
     Args:
@@ -86,19 +93,43 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         seed: fixes the batch order and dropout masks: the same seed, the same run.
         device: ``"cpu"``, ``"cuda"``, ...; default: the best available (:func:`pick_device`).
         progress: show a tqdm bar; default on, except under CI or ``FTCORE_PROGRESS=0``.
+        on_divergence: what to do when an epoch's training loss is NaN, inf or above
+            ``LOSS_LIMIT`` (the weights are then ruined): ``"raise"`` (default) stops with a
+            ``FloatingPointError`` naming the epoch and the learning rate; ``"stop"`` ends
+            training, marks ``history.diverged`` and returns, so a learning-rate sweep can
+            record a too-large rate as a result.
+
+    Every argument is checked before any work, and before the model is changed.
     """
+    check_type(model, "model", nn.Module)
+    _check_set(train, "train")
+    if val is not None:
+        _check_set(val, "val", hint="epochs, lr and the others are keyword arguments, e.g. "
+                                    "fit(model, train, epochs=5)" if not hasattr(val, "__len__")
+                   else "")
+    epochs = check_int(epochs, "epochs", low=1, hint="e.g. epochs=5")
+    batch_size = check_int(batch_size, "batch_size", low=1, hint="e.g. batch_size=64")
+    seed = check_int(seed, "seed", low=0, hint="e.g. seed=0")
+    if patience is not None:
+        patience = check_int(patience, "patience", low=1, hint="e.g. patience=3, or None")
+        if val is None:
+            raise ParameterError("early stopping needs a validation set: pass val=... with "
+                                 f"patience={patience}")
+    check_choice(lr_schedule, "lr_schedule", SCHEDULES)
+    check_choice(on_divergence, "on_divergence", DIVERGENCE)
+    for name, function in (("penalty", penalty), ("augment", augment)):
+        if function is not None and not callable(function):
+            raise ParameterError(f"{name}={function!r} must be a function or None")
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
-        raise ValueError("fit: the model has no trainable parameters (every parameter has "
-                         "requires_grad=False), so training would change nothing. Unfreeze "
-                         "a part first, e.g. ftcore.surgery.unfreeze(model, 'head').")
-    if epochs < 1:
-        raise ValueError(f"epochs={epochs} must be >= 1")
-    if patience is not None and (val is None or patience < 1):
-        raise ValueError("patience (early stopping) needs a validation set (val=...) and "
-                         f"patience >= 1, got val={'given' if val else None}, {patience=}")
-    if lr_schedule not in SCHEDULES:
-        raise ValueError(f"lr_schedule={lr_schedule!r} is not one of {', '.join(SCHEDULES)}")
+        raise ParameterError("fit: the model has no trainable parameters (every parameter has "
+                             "requires_grad=False), so training would change nothing. Unfreeze "
+                             "a part first, e.g. ftcore.surgery.unfreeze(model, 'head').")
+    if optimizer is None:
+        check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
+                              nesterov=nesterov)
+    else:
+        _check_optimizer(optimizer, trainable)
     device = pick_device(device)
     model.to(device)
     check_labels(model, train, device)
@@ -129,7 +160,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                 x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
                 logits = model(x)
                 loss = F.cross_entropy(logits, y)
-                objective = loss + penalty(model) if penalty is not None else loss
+                objective = loss + _penalty(penalty, model) if penalty is not None else loss
                 optimizer.zero_grad(set_to_none=True)
                 objective.backward()
                 optimizer.step()
@@ -139,6 +170,14 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                 correct += (logits.detach().argmax(dim=1) == y).sum()
             record = {"epoch": epoch, "train_loss": loss_sum.item() / len(train),
                       "train_acc": correct.item() / len(train)}
+            if not record["train_loss"] <= LOSS_LIMIT:  # NaN, inf or huge: the run diverged
+                if on_divergence == "raise":
+                    raise FloatingPointError(_divergence_message(record, optimizer))
+                history.diverged = True
+                history.records.append({**record, **({"val_loss": math.nan, "val_acc": math.nan}
+                                                     if val is not None else {}),
+                                        "seconds": time.perf_counter() - start})
+                break
             if val is not None:
                 scores = evaluate(model, val, device=device)
                 record.update(val_loss=scores["loss"], val_acc=scores["accuracy"])
@@ -158,11 +197,53 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         bar.close()
     if best_state is not None:  # early stopping: back to the best epoch's weights
         model.load_state_dict(best_state)
-    if val is not None:
-        losses = history.column("val_loss")
-        history.best_epoch = history.records[losses.index(min(losses))]["epoch"]
+    finite = [r for r in history.records if math.isfinite(r.get("val_loss", math.nan))]
+    if finite:
+        history.best_epoch = min(finite, key=lambda r: r["val_loss"])["epoch"]
     model.eval()
     return history
+
+
+def _check_set(data, name: str, hint: str = "") -> None:
+    check_type(data, name, ImageSet, hint=hint or (
+        "wrap images (N, 1, 28, 28) in [0, 1] and int64 labels as "
+        "ftcore.data.ImageSet(images, labels, classes)"))
+
+
+def _check_optimizer(optimizer, trainable: list[torch.Tensor]) -> None:
+    """The optimizer must hold some of the model's trainable parameters, else fit would
+    train nothing and report a normal-looking history."""
+    check_type(optimizer, "optimizer", torch.optim.Optimizer,
+               hint="e.g. optimizer=ftcore.optim.SGD(model.parameters(), lr=0.05)")
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    if not any(id(p) in held for p in trainable):
+        raise ParameterError(
+            "fit: the optimizer holds none of the model's trainable parameters, so training "
+            "would change nothing. Build it from this model after any replace_head or freeze, "
+            "e.g. optimizer=SGD(model.parameters(), lr=0.05)")
+
+
+def _penalty(penalty: Callable[[nn.Module], torch.Tensor], model: nn.Module):
+    """``penalty(model)``, checked to be a number or a one-element tensor."""
+    value = penalty(model)
+    if isinstance(value, torch.Tensor) and value.numel() != 1:
+        raise ParameterError(f"penalty {getattr(penalty, '__name__', penalty)!r} returned a "
+                             f"tensor of shape {tuple(value.shape)}; it must return a scalar "
+                             "(sum the terms, e.g. sum(p.pow(2).sum() for p in ...))")
+    if not isinstance(value, (torch.Tensor, int, float)):
+        raise ParameterError(f"penalty returned {type(value).__name__}; it must return a "
+                             "scalar tensor (or a number)")
+    return value.reshape(()) if isinstance(value, torch.Tensor) else value
+
+
+def _divergence_message(record: dict, optimizer: torch.optim.Optimizer) -> str:
+    rates = sorted({group["lr"] for group in optimizer.param_groups})
+    lr = f"lr={rates[0]:g}" if len(rates) == 1 else f"learning rates {rates}"
+    return (f"fit: training diverged in epoch {record['epoch']}: the mean training loss is "
+            f"{record['train_loss']:.3g} (NaN, inf or above {LOSS_LIMIT:g}) with {lr}. The "
+            "model's weights are now unusable: rebuild or reload it, and lower the learning "
+            f"rate (e.g. lr={rates[0] / 10:g}). To record a divergence as a result instead "
+            "(e.g. in a learning-rate sweep), pass on_divergence='stop'.")
 
 
 def set_train_mode(model: nn.Module) -> None:
@@ -180,8 +261,12 @@ def set_train_mode(model: nn.Module) -> None:
 def predict(model: nn.Module, images: torch.Tensor | ImageSet, batch_size: int = 256,
             device=None) -> torch.Tensor:
     """Logits (N, num_classes) on the CPU for images (N, 1, 28, 28), in evaluation mode."""
+    check_type(model, "model", nn.Module)
     if isinstance(images, ImageSet):
         images = images.images
+    check_type(images, "images", torch.Tensor, hint="pass an ImageSet or a tensor "
+                                                    "(N, 1, 28, 28)")
+    batch_size = check_int(batch_size, "batch_size", low=1, hint="e.g. batch_size=256")
     device = pick_device(device)
     was_training = model.training
     model.to(device).eval()
@@ -192,6 +277,8 @@ def predict(model: nn.Module, images: torch.Tensor | ImageSet, batch_size: int =
 
 def evaluate(model: nn.Module, data: ImageSet, batch_size: int = 256, device=None) -> dict:
     """``{"loss": mean cross-entropy, "accuracy": fraction correct}`` on ``data``."""
+    check_type(model, "model", nn.Module)
+    _check_set(data, "data")
     check_labels(model, data, pick_device(device))
     logits = predict(model, data, batch_size, device)
     return {"loss": F.cross_entropy(logits, data.labels).item(),

@@ -167,7 +167,7 @@ def test_constant_schedule_keeps_the_learning_rate(zeros_and_ones):
 
 def test_unknown_schedule_raises(zeros_and_ones):
     train, _ = zeros_and_ones
-    with pytest.raises(ValueError, match=r"lr_schedule='linear'.*constant, cosine"):
+    with pytest.raises(ValueError, match=r"lr_schedule='linear'.*'constant', 'cosine'"):
         fit(tiny_cnn(num_classes=2), train, lr_schedule="linear")
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import check_type
 from .cache import CorruptFileError, data_root
 from .images import ImageSet
 from .loaders import make_loader
@@ -18,6 +19,7 @@ from .sources import SOURCES, DataUnavailableError, mnist_style
 from .sources import load_raw as _load_raw
 from .splits import (
     Splits,
+    check_seed,
     keep_classes,
     merge_classes,
     per_class,
@@ -47,6 +49,8 @@ def load_dataset(name: str = "mnist", *, root=None, download: bool = False,
 
     Images are float32 (N, 1, 28, 28) in [0, 1]; labels int64 (N,).
     """
+    seed = check_seed(seed)  # before any work: a bad seed should not cost a data load
+    check_type(download, "download", bool)
     (x, y, x_test, y_test), classes = _load_raw(name, root, download)
 
     def as_set(images: torch.Tensor, labels: torch.Tensor) -> ImageSet:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import ParameterError, check_pixels, check_type
+
 
 @dataclass(frozen=True, eq=False)
 class ImageSet(torch.utils.data.Dataset):
@@ -27,19 +29,31 @@ class ImageSet(torch.utils.data.Dataset):
     name: str = "images"
 
     def __post_init__(self) -> None:
-        x, y = self.images, self.labels
+        x, y, who = self.images, self.labels, f"ImageSet {self.name!r}"
+        check_type(self.name, "name", str)
+        check_type(x, f"{who}: images", torch.Tensor, hint="convert with torch.as_tensor(x)")
+        check_type(y, f"{who}: labels", torch.Tensor, hint="convert with torch.as_tensor(y)")
+        if not isinstance(self.classes, tuple) or not self.classes \
+                or not all(isinstance(c, str) for c in self.classes):
+            raise ParameterError(f"{who}: classes={self.classes!r} must be a non-empty tuple "
+                                 "of class names, e.g. ('0', '1') or tuple(map(str, range(10)))")
         if x.dim() != 4 or x.shape[1] != 1:
-            raise ValueError(f"{self.name}: images must have shape (N, 1, H, W), got "
-                             f"{tuple(x.shape)}")
-        if not x.is_floating_point():
-            raise ValueError(f"{self.name}: images must be floats in [0, 1], got {x.dtype}; "
-                             "divide uint8 pixels by 255")
+            hint = ": add a channel axis with images.unsqueeze(1)" if x.dim() == 3 else ""
+            raise ParameterError(f"{who}: images must have shape (N, 1, H, W), got "
+                                 f"{tuple(x.shape)}{hint}")
+        if x.is_floating_point() and x.dtype != torch.float32:
+            raise ParameterError(f"{who}: images must be float32, got {x.dtype} (ftcore's "
+                                 "models are float32): convert with images.float()")
+        check_pixels(x, who)  # floats, finite, in [0, 1]: "divide by 255" when they are not
         if y.shape != (x.shape[0],) or y.dtype != torch.int64:
-            raise ValueError(f"{self.name}: labels must be int64 of shape ({x.shape[0]},), got "
-                             f"{y.dtype} of shape {tuple(y.shape)}")
+            raise ParameterError(f"{who}: labels must be int64 of shape ({x.shape[0]},), got "
+                                 f"{y.dtype} of shape {tuple(y.shape)}; convert with "
+                                 "labels.long()" if y.shape == (x.shape[0],) else
+                                 f"{who}: labels must be int64 of shape ({x.shape[0]},) (one "
+                                 f"per image), got {y.dtype} of shape {tuple(y.shape)}")
         if len(y) and (y.min() < 0 or y.max() >= len(self.classes)):
-            raise ValueError(f"{self.name}: labels must lie in 0..{len(self.classes) - 1} "
-                             f"(one per class name), got {int(y.min())}..{int(y.max())}")
+            raise ParameterError(f"{who}: labels must lie in 0..{len(self.classes) - 1} (one "
+                                 f"per class name), got {int(y.min())}..{int(y.max())}")
 
     def __len__(self) -> int:
         return len(self.labels)

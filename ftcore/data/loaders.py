@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
+from ..checks import ParameterError, check_int
+
 
 def make_loader(data: torch.utils.data.Dataset, batch_size: int = 64, shuffle: bool = True,
                 seed: int = 0, drop_last: bool = False) -> DataLoader:
@@ -14,8 +16,11 @@ def make_loader(data: torch.utils.data.Dataset, batch_size: int = 64, shuffle: b
     For an :class:`ImageSet` each batch is gathered with one indexing operation (the sampler
     yields whole lists of indices), which is many times faster than stacking single images.
     """
-    if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1")
+    batch_size = check_int(batch_size, "batch_size", low=1, hint="e.g. batch_size=64")
+    seed = check_int(seed, "seed", low=0, hint="e.g. seed=0")
+    if not hasattr(data, "__getitem__") or not hasattr(data, "__len__"):
+        raise ParameterError(f"data must be a Dataset (e.g. an ImageSet), got "
+                             f"{type(data).__name__}")
     generator = torch.Generator().manual_seed(seed)
     order = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
     batches = BatchSampler(order, batch_size, drop_last)

@@ -24,6 +24,7 @@ import gzip
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,7 +32,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .cache import CorruptFileError, atomic_save, data_root, safe_load
+from ..checks import ParameterError
+from .cache import CorruptFileError, atomic_save, check_writable, data_root, safe_load
 
 DIGITS = tuple(str(d) for d in range(10))
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
@@ -59,6 +61,12 @@ def _cached(name: str, root: Path, build: Callable[[], tuple[torch.Tensor, torch
                 return blob["images"], blob["labels"]
         except CorruptFileError:
             pass  # fall through: rebuild it
+    try:
+        check_writable(path.parent)  # before the work: say so now, not after it
+    except PermissionError as error:
+        warnings.warn(f"{error}. Building {name} without caching it (every call rebuilds it).",
+                      stacklevel=3)
+        return build()
     images, labels = build()
     atomic_save({"format": CACHE_FORMAT, "images": images, "labels": labels}, path)
     return images, labels
@@ -189,8 +197,8 @@ SOURCES: dict[str, tuple[Callable[..., Raw], tuple[str, ...]]] = {
 
 def load_raw(name: str, root=None, download: bool = False) -> tuple[Raw, tuple[str, ...]]:
     """The raw uint8 arrays of source ``name`` and its class names."""
-    if name not in SOURCES:
+    if not isinstance(name, str) or name not in SOURCES:
         accepted = ", ".join(repr(s) for s in SOURCES)
-        raise ValueError(f"unknown data source {name!r}; accepted: {accepted}")
+        raise ParameterError(f"unknown data source {name!r}; accepted: {accepted}")
     loader, classes = SOURCES[name]
     return loader(data_root(root), download), classes

@@ -7,7 +7,29 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import ParameterError, check_int, check_number, check_type
 from .images import ImageSet
+
+SEED_HINT = "a seed is a whole number from 0 to 2**32 - 1, e.g. seed=0"
+
+
+def check_seed(seed) -> int:
+    """``seed`` as an int; ``ParameterError`` unless it is a whole number in 0..2**32-1
+    (``None`` is refused: it would give another split on every call)."""
+    if seed is None:
+        raise ParameterError("seed=None would give a different split on every call; pass a "
+                             "whole number, e.g. seed=0 (the same seed, the same split)")
+    return check_int(seed, "seed", low=0, high=2**32 - 1, hint=SEED_HINT)
+
+
+def check_fraction(fraction, n: int) -> float | int:
+    """A held-out share in (0, 1) or a count from 1 to n - 1; ``ParameterError`` otherwise."""
+    if isinstance(fraction, float):
+        return check_number(fraction, "fraction", low=0, high=1, low_open=True, high_open=True,
+                            hint="the held-out share, e.g. 0.2, or a count such as 100")
+    return check_int(fraction, "fraction", low=1, high=max(n - 1, 1),
+                     hint=f"a count of held-out examples from 1 to {n - 1}, or a share "
+                          "such as 0.2")
 
 
 @dataclass(frozen=True)
@@ -32,6 +54,8 @@ def split_positions(labels: torch.Tensor, fraction: float | int, seed: int = 0
     The same ``seed`` always gives the same split (scikit-learn's ``train_test_split``)."""
     from sklearn.model_selection import train_test_split  # here: 1.4 s to import
 
+    check_type(labels, "labels", torch.Tensor)
+    fraction, seed = check_fraction(fraction, len(labels)), check_seed(seed)
     rest, held = train_test_split(torch.arange(len(labels)).numpy(), test_size=fraction,
                                   random_state=seed, stratify=labels.numpy())
     return torch.as_tensor(rest), torch.as_tensor(held)
@@ -41,6 +65,7 @@ def stratified_split(data: ImageSet, fraction: float | int, seed: int = 0
                      ) -> tuple[ImageSet, ImageSet]:
     """Split ``data`` into (rest, held_out) with every class in the same proportion in both
     (see :func:`split_positions`)."""
+    check_type(data, "data", ImageSet)
     rest, held = split_positions(data.labels, fraction, seed)
     return data.subset(rest), data.subset(held)
 
@@ -50,9 +75,10 @@ def per_class(data: ImageSet, n: int, seed: int = 0) -> ImageSet:
 
     Raises ``ValueError`` if a class has fewer than ``n`` examples.
     """
+    check_type(data, "data", ImageSet)
+    n, seed = check_int(n, "n", low=1, hint="n is a number of examples per class, e.g. n=10"), \
+        check_seed(seed)
     counts = data.class_counts()
-    if n < 1:
-        raise ValueError(f"n={n} examples per class must be >= 1")
     if n > counts.min():
         smallest = int(counts.argmin())
         raise ValueError(
@@ -72,7 +98,11 @@ def keep_classes(data: ImageSet, classes: list[int] | tuple[int, ...] | range) -
 
     ``keep_classes(mnist, [5, 6, 7, 8, 9])`` makes digit 5 label 0, ..., digit 9 label 4.
     """
-    classes = [int(c) for c in classes]
+    check_type(data, "data", ImageSet)
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise ParameterError(f"classes={classes!r} must be a list of labels, e.g. [5, 6, 7]")
+    classes = [check_int(c, "a label in classes", hint=f"labels are whole numbers 0.."
+                         f"{data.num_classes - 1}, e.g. [5, 6, 7]") for c in classes]
     unknown = [c for c in classes if not 0 <= c < data.num_classes]
     if unknown or not classes or len(set(classes)) != len(classes):
         raise ValueError(f"classes={classes} must be distinct labels of {data.name}, each in "
@@ -103,9 +133,10 @@ def merge_classes(data: ImageSet, groups: Mapping[str, Sequence[int]]) -> ImageS
     if not isinstance(groups, Mapping) or not groups:
         raise ValueError(f"groups={groups!r} must be a non-empty dict of new class name -> "
                          "old labels, e.g. {'tops': [0, 2], 'bottoms': [1]}")
+    check_type(data, "data", ImageSet)
     new_label = torch.full((data.num_classes,), -1, dtype=torch.int64)
     for index, (name, members) in enumerate(groups.items()):
-        members = [int(c) for c in members]
+        members = [check_int(c, f"a label of group {name!r}") for c in members]
         if not members:
             raise ValueError(f"group {name!r} is empty: give it at least one label of {data.name}")
         for c in members:
