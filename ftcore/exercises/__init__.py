@@ -27,7 +27,17 @@ from . import (
     lesson08,
     lesson09,
 )
-from .checks import Exercise, ExerciseError, Incorrect, Mistake, NotAttempted, expect, run_check
+from .checks import (
+    TIME_LIMIT,
+    Exercise,
+    ExerciseError,
+    Incorrect,
+    Mistake,
+    NotAttempted,
+    expect,
+    run_check,
+    unchanged,
+)
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
@@ -46,13 +56,14 @@ def get(exercise_id: str) -> Exercise:
         raise KeyError(f"no exercise {exercise_id!r}; the exercises are {known}") from None
 
 
-def check(exercise_id: str, answer: Any) -> None:
+def check(exercise_id: str, answer: Any, time_limit: float | None = TIME_LIMIT) -> None:
     """Check a student's ``answer`` to exercise ``exercise_id``; print ✓ or raise the reason.
 
-    Raises :class:`NotAttempted` (the stub is still there, with the hint) or :class:`Incorrect`
+    The check stops after ``time_limit`` seconds (``None``: no limit). Raises
+    :class:`NotAttempted` (the stub is still there, with the hint) or :class:`Incorrect`
     (what is wrong, never the answer). Both render in Jupyter as one line, with no traceback.
     """
-    print(run_check(get(exercise_id), answer))
+    print(run_check(get(exercise_id), answer, time_limit))
 
 
 def hint(exercise_id: str) -> None:
@@ -62,4 +73,5 @@ def hint(exercise_id: str) -> None:
 
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseError", "Incorrect", "Mistake", "NotAttempted",
-           "check", "expect", "get", "hint", "run_check"]
+           "TIME_LIMIT", "check", "expect", "get", "hint", "run_check",
+           "unchanged"]
