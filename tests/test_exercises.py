@@ -154,7 +154,7 @@ def test_write_student_edition_refuses_to_overwrite_solutions_or_earlier_work(tm
     lessons = tmp_path / "lessons"
     lessons.mkdir()
     nbformat.write(_toy_notebook(), lessons / "01_toy.ipynb")
-    with pytest.raises(ValueError, match="lessons folder itself"):
+    with pytest.raises(ValueError, match="the lessons with their solutions"):
         write_student_edition(lessons, lessons / ".." / "lessons")
     with pytest.raises(FileNotFoundError, match="no lessons"):
         write_student_edition(tmp_path / "empty", tmp_path / "out")

@@ -157,7 +157,7 @@ def refuse_unsafe_output(out: Path, inputs: Iterable[Path], option: str) -> None
 
 
 def write_all(files: Mapping[str, object], out: Path, overwrite: bool = False) -> list[Path]:
-    """Write the notebooks ``{relative path: notebook}`` into ``out``, all or nothing.
+    """Write ``{relative path: notebook or text}`` into the folder ``out``, all or nothing.
 
     They are written to a temporary folder beside ``out`` first and moved into place once all
     are written, so an error leaves no partial output. Existing files are refused unless
@@ -175,7 +175,10 @@ def write_all(files: Mapping[str, object], out: Path, overwrite: bool = False) -
     try:
         for name, nb in files.items():
             (staging / name).parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, staging / name)
+            if isinstance(nb, str):
+                (staging / name).write_text(nb)
+            else:
+                nbformat.write(nb, staging / name)
         if not out.exists():
             os.replace(staging, out)
         else:
