@@ -13,13 +13,13 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from helpers import exercise_section, square_exercise
 from sklearn.metrics import balanced_accuracy_score
 
 from ftcore.exercises import EXERCISES, Incorrect, check, get, run_check
 from ftcore.exercises.checks import Exercise, expect
 from ftcore.exercises.edition import (
     MarkerError,
-    exercise_start,
     grade,
     solution_ids,
     strip_solutions,
@@ -34,11 +34,7 @@ FIRST = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))[0]
 
 # check(): a time limit, and verdicts on what the function returned ----------------------------
 
-def _positive(function):
-    expect(function(3) > 0, "the result must be positive for a positive input")
-
-
-SQUARE = Exercise("00.1", "Square a number", hint="multiply x by itself", test=_positive)
+SQUARE = square_exercise()
 
 
 def test_a_check_stops_a_function_that_never_returns():
@@ -58,6 +54,17 @@ def test_check_takes_a_time_limit(capsys):
 
     with pytest.raises(Incorrect, match="ran over 0.2 s"):
         check("09.3", forever, time_limit=0.2)
+
+
+def test_the_time_limit_works_in_a_jupyter_kernel():
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from ftcore.exercises import check\ndef choose_lr(records):\n    while True:\n"
+        "        pass\ncheck('09.3', choose_lr, time_limit=1)")])
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
+    (error,) = nb.cells[0].outputs
+    assert error.ename == "Incorrect" and "ran over 1 s and was stopped" in error.evalue
 
 
 def test_a_forgotten_return_is_said_as_such_not_as_a_crash():
@@ -206,7 +213,7 @@ def test_grade_refuses_to_save_over_or_beside_the_submissions(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
     submission = subs / "09_student.ipynb"
-    nbformat.write(_section(FIRST, student=True), submission)
+    nbformat.write(exercise_section(FIRST, student=True), submission)
     before = submission.read_bytes()
     with pytest.raises(ValueError, match="holds the input"):
         grade([submission], exercises_only=True, save_to=subs)
@@ -222,25 +229,17 @@ def test_grade_refuses_to_save_over_or_beside_the_submissions(tmp_path):
     assert (tmp_path / "saved" / "09_student.ipynb").read_text() == "kept"
 
 
-def _section(path: Path, student: bool):
-    nb = nbformat.read(path, as_version=4)
-    if student:
-        nb = student_edition(nb)
-    nb.cells = nb.cells[exercise_start(nb):]
-    return nb
-
-
 def test_every_submission_gets_rows_named_by_its_path_and_bad_ones_do_not_stop_the_run(tmp_path):
     name = FIRST.name
     ids = solution_ids(nbformat.read(FIRST, as_version=4))
     subs = tmp_path / "subs"
     for folder, student in (("a", False), ("b", True)):
         (subs / folder).mkdir(parents=True)
-        nbformat.write(_section(FIRST, student=student), subs / folder / name)
+        nbformat.write(exercise_section(FIRST, student=student), subs / folder / name)
     corrupt = subs / "c" / name
     corrupt.parent.mkdir()
     corrupt.write_text('{"cells": [ truncated')
-    deleted = _section(FIRST, student=True)  # every exercise's code cells deleted
+    deleted = exercise_section(FIRST, student=True)  # every exercise's code cells deleted
     deleted.cells = [cell for cell in deleted.cells if cell.cell_type == "markdown"]
     (subs / "d").mkdir()
     nbformat.write(deleted, subs / "d" / name)

@@ -6,8 +6,10 @@ In a lesson's exercise cells::
     check("03.1", my_function)      # ✓ passed, or one line on what is wrong (no answer given)
 
 Instructors: ``python -m ftcore student-edition --out DIR`` writes the lessons with every
-solution replaced by a stub that raises ``NotImplementedError`` with a hint, and
-``python -m ftcore check NOTEBOOK...`` runs submitted notebooks and reports each exercise.
+solution replaced by a stub that raises ``NotImplementedError`` with a hint,
+``python -m ftcore check NOTEBOOK...`` runs submitted notebooks and reports each exercise, and
+``python -m ftcore export --format nbgrader|otter --out DIR`` writes the exercises as nbgrader or
+otter-grader (Gradescope) assignments (:mod:`ftcore.exercises.export`).
 
 Each lesson's exercises live in ``lessonNN.py`` as a list ``EXERCISES`` of :class:`Exercise`.
 """
