@@ -512,9 +512,9 @@ def export_command(args) -> int:
     notebooks = [path for path in written if path.suffix == ".ipynb"]
     print(f"wrote {len(notebooks)} {args.format} assignment(s) to {args.out}:")
     print("\n".join(f"  {path.relative_to(args.out)}" for path in written))
-    step = ("cd {out} && nbgrader generate_assignment lesson01" if args.format == "nbgrader"
-            else "cd {out}/lesson01 && otter assign *.ipynb dist")
-    print("next: " + step.format(out=args.out))
+    step = ("cd {out} && nbgrader generate_assignment {name}" if args.format == "nbgrader"
+            else "cd {out}/{name} && otter assign *.ipynb dist")
+    print("next: " + step.format(out=args.out, name=notebooks[0].parent.name))
     return 0
 
 
