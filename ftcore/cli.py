@@ -8,6 +8,7 @@
     python -m ftcore continual --scenario permuted     # lesson 08: forgetting and its remedies
     python -m ftcore student-edition --out student/    # the lessons without their solutions
     python -m ftcore check submitted/*.ipynb           # grade students' notebooks
+    python -m ftcore export --format otter --out DIR   # the exercises for nbgrader or otter
 
 Each experiment prints a table, saves a figure (``--figure PATH``, default
 ``ftcore-<command>.png`` here), shows progress bars on a terminal, and takes ``--seed``,
@@ -577,6 +578,33 @@ def check_parser(parser: argparse.ArgumentParser) -> None:
                         help="also write each executed notebook, with its outputs, into DIR")
 
 
+def export_command(args) -> int:
+    """Write every lesson's exercises as assignments for nbgrader (a course folder: source/
+    lessonNN/ with solution cells and autograded test cells calling ftcore's checks) or for
+    otter-grader (master notebooks for otter assign, whose autograder.zip Gradescope runs).
+    Refuses an existing, non-empty folder."""
+    from .exercises.export import export
+
+    written = export(args.lessons, args.out, args.format)
+    notebooks = [path for path in written if path.suffix == ".ipynb"]
+    print(f"wrote {len(notebooks)} {args.format} assignment(s) to {args.out}:")
+    print("\n".join(f"  {path.relative_to(args.out)}" for path in written))
+    step = ("cd {out} && nbgrader generate_assignment {name}" if args.format == "nbgrader"
+            else "cd {out}/{name} && otter assign *.ipynb dist")
+    print("next: " + step.format(out=args.out, name=notebooks[0].parent.name))
+    return 0
+
+
+def export_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--format", required=True, choices=["nbgrader", "otter"],
+                        help="the grading tool to write for")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="new (or empty) folder to write the assignments into")
+    parser.add_argument("--lessons", type=Path, default=LESSONS, metavar="DIR",
+                        help="folder of the lessons with solutions (default: the repository's "
+                             "lessons/)")
+
+
 # --- the parser -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -617,6 +645,10 @@ COMMANDS = {
         "run notebooks and report each exercise check",
         "python -m ftcore check --exercises-only submissions/*.ipynb",
         check_parser, check_command, experiment=False),
+    "export": Command(
+        "write the exercises as nbgrader or otter-grader assignments",
+        "python -m ftcore export --format nbgrader --out course/",
+        export_parser, export_command, experiment=False),
 }
 
 

@@ -69,3 +69,30 @@ def fails(exercise_id: str, answer, fragment: str) -> None:
 
     with pytest.raises(Incorrect, match=fragment):
         run_check(get(exercise_id), answer)
+
+
+def _positive(function):
+    from ftcore.exercises import expect
+
+    expect(function(3) > 0, "the result must be positive for a positive input")
+
+
+def square_exercise():
+    """A toy exercise, 00.1: its check wants a positive result for 3."""
+    from ftcore.exercises.checks import Exercise
+
+    return Exercise("00.1", "Square a number", hint="multiply x by itself", test=_positive)
+
+
+def exercise_section(path, student: bool):
+    """The exercise section of the lesson at ``path`` (its student edition if ``student``), as a
+    notebook of its own."""
+    import nbformat
+
+    from ftcore.exercises.edition import exercise_start, student_edition
+
+    nb = nbformat.read(path, as_version=4)
+    if student:
+        nb = student_edition(nb)
+    nb.cells = nb.cells[exercise_start(nb):]
+    return nb

@@ -187,7 +187,8 @@ def lessons(tmp_path, monkeypatch) -> Path:
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("## Exercises"),
         nbformat.v4.new_code_cell("def double(x):\n    # BEGIN SOLUTION 99.1\n    return 2 * x\n"
-                                  "    # END SOLUTION")])
+                                  "    # END SOLUTION"),
+        nbformat.v4.new_code_cell('check("99.1", double)')])
     nbformat.write(nb, folder / "99_demo.ipynb")
     return folder
 
@@ -205,7 +206,36 @@ def test_student_edition_writes_stubs_and_refuses_to_overwrite(lessons, tmp_path
     assert "99_demo.ipynb" in err and "--force" in err and "Traceback" not in err
     assert run("student-edition", "--lessons", lessons, "--out", out_dir, "--force")[0] == 0
     status, _, err = run("student-edition", "--lessons", lessons, "--out", lessons)
-    assert status == 2 and "replace the solutions" in err
+    assert status == 2 and "the lessons with their solutions" in err
+    status, _, err = run("student-edition", "--lessons", lessons, "--out", lessons / "student")
+    assert status == 2 and "lies inside" in err and not (lessons / "student").exists()
+
+
+def test_check_refuses_to_save_over_the_submissions_and_leaves_them_alone(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    submission = subs / "09_student.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("work")]),
+                   submission)
+    before = submission.read_bytes()
+    status, _, err = run("check", "--exercises-only", "--save-to", subs, submission)
+    assert status == 2 and "holds the input" in err and "Traceback" not in err
+    assert submission.read_bytes() == before
+
+
+def test_export_writes_each_format_once_and_refuses_to_overwrite(lessons, tmp_path):
+    for tool, notebook in (("nbgrader", "source/lesson99/99_demo.ipynb"),
+                           ("otter", "lesson99/99_demo.ipynb")):
+        out_dir = tmp_path / tool
+        status, out, err = run("export", "--format", tool, "--lessons", lessons, "--out",
+                               out_dir)
+        assert status == 0, err
+        assert notebook in out and (out_dir / notebook).exists()
+        status, _, err = run("export", "--format", tool, "--lessons", lessons, "--out", out_dir)
+        assert status == 2 and "not empty" in err and "never overwrites" in err
+    status, _, err = run("export", "--format", "otter", "--lessons", lessons, "--out",
+                         lessons / "otter")
+    assert status == 2 and "lies inside" in err
 
 
 @pytest.mark.parametrize("statuses, exit_status", [
@@ -238,6 +268,7 @@ OPTIONS = {
     "continual": ["--scenario", "--remedy", "--epochs", "--first-epochs"],
     "student-edition": ["--out", "--lessons", "--force"],
     "check": ["NOTEBOOK", "--timeout", "--exercises-only", "--save-to"],
+    "export": ["--format", "--out", "--lessons"],
 }
 COMMON = ["--seed", "--device", "--source", "--download", "--figure", "--no-progress"]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from helpers import run_exercise_section
+from helpers import exercise_section, run_exercise_section, square_exercise
 
-from ftcore.exercises import EXERCISES, Incorrect, NotAttempted, check, expect, get, hint
-from ftcore.exercises.checks import Exercise, ExerciseError, run_check
+from ftcore.exercises import EXERCISES, Incorrect, NotAttempted, check, get, hint
+from ftcore.exercises.checks import ExerciseError, run_check
 from ftcore.exercises.edition import (
     MarkerError,
     checked_ids,
@@ -25,11 +25,7 @@ LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 NOTEBOOKS = sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
 
 
-def _positive(function):
-    expect(function(3) > 0, "the result must be positive for a positive input")
-
-
-SQUARE = Exercise("00.1", "Square a number", hint="multiply x by itself", test=_positive)
+SQUARE = square_exercise()
 
 
 def test_a_correct_answer_passes_with_one_line():
@@ -154,7 +150,7 @@ def test_write_student_edition_refuses_to_overwrite_solutions_or_earlier_work(tm
     lessons = tmp_path / "lessons"
     lessons.mkdir()
     nbformat.write(_toy_notebook(), lessons / "01_toy.ipynb")
-    with pytest.raises(ValueError, match="lessons folder itself"):
+    with pytest.raises(ValueError, match="the lessons with their solutions"):
         write_student_edition(lessons, lessons / ".." / "lessons")
     with pytest.raises(FileNotFoundError, match="no lessons"):
         write_student_edition(tmp_path / "empty", tmp_path / "out")
@@ -204,19 +200,11 @@ def test_student_edition_fails_every_check_with_its_hint(path):
 
 # Grading in a real kernel ---------------------------------------------------------------------
 
-def _section(path: Path, student: bool):
-    nb = nbformat.read(path, as_version=4)
-    if student:
-        nb = student_edition(nb)
-    nb.cells = nb.cells[exercise_start(nb):]
-    return nb
-
-
 def test_grade_runs_notebooks_and_reports_each_exercise(tmp_path):
     first = NOTEBOOKS[0]
     solved, student = tmp_path / "solved.ipynb", tmp_path / "student.ipynb"
-    nbformat.write(_section(first, student=False), solved)
-    nbformat.write(_section(first, student=True), student)
+    nbformat.write(exercise_section(first, student=False), solved)
+    nbformat.write(exercise_section(first, student=True), student)
     records = grade([solved, student], timeout=120, save_to=tmp_path / "executed")
     ids = solution_ids(nbformat.read(first, as_version=4))
     assert [(r["notebook"], r["exercise"]) for r in records] == (
@@ -247,7 +235,7 @@ def test_grade_reports_a_submission_that_runs_too_long_and_goes_on(tmp_path):
 
 
 def test_grade_reruns_the_checks_a_printed_tick_or_a_deleted_exercise_does_not_pass(tmp_path):
-    nb = _section(NOTEBOOKS[0], student=False)
+    nb = exercise_section(NOTEBOOKS[0], student=False)
     first, second, *rest = solution_ids(nb)
     keep = []
     for cell in nb.cells:

@@ -6,8 +6,10 @@ In a lesson's exercise cells::
     check("03.1", my_function)      # ✓ passed, or one line on what is wrong (no answer given)
 
 Instructors: ``python -m ftcore student-edition --out DIR`` writes the lessons with every
-solution replaced by a stub that raises ``NotImplementedError`` with a hint, and
-``python -m ftcore check NOTEBOOK...`` runs submitted notebooks and reports each exercise.
+solution replaced by a stub that raises ``NotImplementedError`` with a hint,
+``python -m ftcore check NOTEBOOK...`` runs submitted notebooks and reports each exercise, and
+``python -m ftcore export --format nbgrader|otter --out DIR`` writes the exercises as nbgrader or
+otter-grader (Gradescope) assignments (:mod:`ftcore.exercises.export`).
 
 Each lesson's exercises live in ``lessonNN.py`` as a list ``EXERCISES`` of :class:`Exercise`.
 """
@@ -27,7 +29,17 @@ from . import (
     lesson08,
     lesson09,
 )
-from .checks import Exercise, ExerciseError, Incorrect, Mistake, NotAttempted, expect, run_check
+from .checks import (
+    TIME_LIMIT,
+    Exercise,
+    ExerciseError,
+    Incorrect,
+    Mistake,
+    NotAttempted,
+    expect,
+    run_check,
+    unchanged,
+)
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
@@ -46,13 +58,14 @@ def get(exercise_id: str) -> Exercise:
         raise KeyError(f"no exercise {exercise_id!r}; the exercises are {known}") from None
 
 
-def check(exercise_id: str, answer: Any) -> None:
+def check(exercise_id: str, answer: Any, time_limit: float | None = TIME_LIMIT) -> None:
     """Check a student's ``answer`` to exercise ``exercise_id``; print ✓ or raise the reason.
 
-    Raises :class:`NotAttempted` (the stub is still there, with the hint) or :class:`Incorrect`
+    The check stops after ``time_limit`` seconds (``None``: no limit). Raises
+    :class:`NotAttempted` (the stub is still there, with the hint) or :class:`Incorrect`
     (what is wrong, never the answer). Both render in Jupyter as one line, with no traceback.
     """
-    print(run_check(get(exercise_id), answer))
+    print(run_check(get(exercise_id), answer, time_limit))
 
 
 def hint(exercise_id: str) -> None:
@@ -62,4 +75,5 @@ def hint(exercise_id: str) -> None:
 
 
 __all__ = ["EXERCISES", "Exercise", "ExerciseError", "Incorrect", "Mistake", "NotAttempted",
-           "check", "expect", "get", "hint", "run_check"]
+           "TIME_LIMIT", "check", "expect", "get", "hint", "run_check",
+           "unchanged"]

@@ -11,7 +11,7 @@ from sklearn.metrics import accuracy_score
 
 from ..models import MLP
 from ..train import confident_mistakes
-from .checks import Exercise, expect
+from .checks import Exercise, expect, unchanged
 
 # --- 02.1 accuracy, measured in evaluation mode ------------------------------------------------
 
@@ -118,7 +118,8 @@ def _check_most_confident_mistakes(most_confident_mistakes) -> None:
     few[[3, 17, 42]] = (few[[3, 17, 42]] + 2) % 5
     cases["3 mistakes, k=10"] = (few, 10)
     for name, (labels, k) in cases.items():
-        result = most_confident_mistakes(logits.clone(), labels.clone(), k)
+        result = unchanged(most_confident_mistakes, logits, labels, k,
+                           what="`logits` or `labels`")
         expect(isinstance(result, torch.Tensor) and result.dim() == 1,
                "return a 1-D tensor of positions (indices into logits)")
         expected = confident_mistakes(logits, labels, k)

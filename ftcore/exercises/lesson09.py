@@ -9,7 +9,7 @@ import math
 import torch
 from sklearn.metrics import balanced_accuracy_score
 
-from .checks import Exercise, expect
+from .checks import Exercise, expect, unchanged
 
 
 def _generator(seed: int) -> torch.Generator:
@@ -55,7 +55,8 @@ def _check_balanced_accuracy(balanced_accuracy) -> None:
                         torch.randint(0, 4, labels.shape, generator=g))
     for predicted, what in ((noisy, "a model that is right ~75% of the time"),
                             (lazy, "a model that always predicts class 0")):
-        score = balanced_accuracy(labels, predicted, len(counts))
+        score = unchanged(balanced_accuracy, labels, predicted, len(counts),
+                          what="`labels` or `predicted`")
         expect(isinstance(score, (float, int)) or (isinstance(score, torch.Tensor)
                                                    and score.numel() == 1),
                "return one number (a float)")
