@@ -10,6 +10,7 @@ site from the npm package (``site/node_modules``, installed by ``site/build``), 
 
 from __future__ import annotations
 
+import inspect
 import shutil
 import sys
 from pathlib import Path
@@ -127,7 +128,18 @@ def copy_mathjax(app, exception):
                 shutil.copy2(source, target / part)
 
 
+def document_every_public_function(app, what, name, obj, skip, options):
+    """A module's public functions and classes are documented even without a docstring (autodoc
+    skips those); class members keep autodoc's rule, so a dataclass's fields are not listed
+    twice. Names imported from other modules are still left to the module that defines them."""
+    if what == "module" and skip and not name.startswith("_") and (
+            inspect.isfunction(obj) or inspect.isclass(obj)):
+        return False
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", document_every_public_function)
     app.connect("config-inited", check_mathjax)
     app.connect("source-read", add_navigation)
     app.connect("build-finished", copy_mathjax)
