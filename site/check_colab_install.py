@@ -69,6 +69,9 @@ def main(argv=None) -> int:
     try:
         subprocess.run([sys.executable, "-m", "venv", work / "venv"], check=True)
         python = work / "venv" / "bin" / "python"
+        # A current pip, as Colab has: the one bundled with Python 3.11.7 (23.2) refuses
+        # `name @ git+file:///path` (a URL without a host), though it takes the cell's git+https.
+        subprocess.run([python, "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True)
         print(f"== pip install -q {local!r}  (the Colab cell's command, from a local clone)")
         subprocess.run([python, "-m", "pip", "install", "-q", local], check=True)
         env = {"PATH": "/usr/bin:/bin", "FTCORE_DATA": str(work / "data"), "FTCORE_PROGRESS": "0",

@@ -1,9 +1,10 @@
-"""The built website, checked in a real browser: ``pytest site/test_site.py`` after ``bash site/build``.
+"""The built website, checked in a real browser: ``pytest site/test_site.py`` after
+``bash site/build``.
 
 The site (``$SITE_DIR``, default ``build/site``) is served on 127.0.0.1 by a thread and driven
-with Playwright through Debian's Chromium (``$CHROMIUM``, default ``/usr/bin/chromium``; Playwright's
-own browser download is not needed). Any request that leaves 127.0.0.1 is blocked and fails the
-test: the site must work offline. Screenshots go to ``.ci/screenshots/``.
+with Playwright through Debian's Chromium (``$CHROMIUM``, default ``/usr/bin/chromium``;
+Playwright's own browser download is not needed). Any request that leaves 127.0.0.1 is blocked
+and fails the test: the site must work offline. Screenshots go to ``.ci/screenshots/``.
 """
 
 from __future__ import annotations
@@ -31,12 +32,23 @@ SITE = Path(os.environ.get("SITE_DIR", REPO / "build" / "site")).resolve()
 SHOTS = REPO / ".ci" / "screenshots"
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 REPOSITORY = "ftcore-lessons/ftcore-lessons"
-LESSONS = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
+LESSONS = sorted(p.relative_to(REPO).as_posix()
+                 for p in (REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
 PAGES = ["README.html"] + [lesson.replace(".ipynb", ".html") for lesson in LESSONS]
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
+#: CI sets SITE_TEST_REQUIRED=1: then a missing site, Playwright or Chromium fails, never skips.
+REQUIRED = os.environ.get("SITE_TEST_REQUIRED") == "1"
+
+
+def _unavailable(reason: str, **kwargs):
+    (pytest.fail if REQUIRED else pytest.skip)(reason, **kwargs)
+
+
 if not (SITE / "README.html").is_file():
+    if REQUIRED:
+        raise RuntimeError(f"no site built in {SITE}: run `bash site/build {SITE}` first")
     pytest.skip(f"no site built in {SITE}: run `bash site/build {SITE}` first",
                 allow_module_level=True)
 
@@ -66,9 +78,12 @@ def base():
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        _unavailable("Playwright is not installed: pip install -e '.[docs]'")
     if not Path(CHROMIUM).is_file():
-        pytest.skip(f"no Chromium at {CHROMIUM}: apt-get install chromium")
+        _unavailable(f"no Chromium at {CHROMIUM}: apt-get install chromium")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
@@ -85,7 +100,8 @@ class Visit:
         self.context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"), self._block)
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
         self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.page.on("response", lambda r: r.status >= 400 and self.failed.append((r.url, r.status)))
+        self.page.on("response",
+                     lambda r: r.status >= 400 and self.failed.append((r.url, r.status)))
         self.page.goto(url, wait_until="load")
         self.page.wait_for_load_state("networkidle")
         # MathJax typesets after load: wait for it (it is absent only on pages without math).
@@ -108,6 +124,9 @@ def visits(browser, base):
         visit = Visit(browser, base + path)
         name = "landing" if path == "README.html" else Path(path).stem[:2]
         visit.page.screenshot(path=SHOTS / f"{name}.png")
+        figure = visit.page.locator("article .cell_output img").first
+        if figure.count():
+            figure.screenshot(path=SHOTS / f"{name}-figure.png")
         opened[path] = visit
     yield opened
     for visit in opened.values():
@@ -154,8 +173,8 @@ def test_math_is_rendered(visits, path):
         const spans = [...document.querySelectorAll('article .math')];
         const prose = document.querySelector('article').cloneNode(true);
         prose.querySelectorAll('pre, code, .cell_output, mjx-container').forEach(e => e.remove());
-        return {spans: spans.length, typeset: spans.filter(s => s.querySelector('mjx-container')).length,
-                text: prose.textContent};
+        const typeset = spans.filter(s => s.querySelector('mjx-container'));
+        return {spans: spans.length, typeset: typeset.length, text: prose.textContent};
     }""")
     assert math["typeset"] == math["spans"], f"{path}: math left for MathJax was not typeset"
     raw = re.findall(r"\\\(|\\\[|\$[^$\s][^$]*\$", math["text"])

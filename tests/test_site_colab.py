@@ -15,14 +15,15 @@ LESSONS = sorted((Path(__file__).resolve().parents[1] / "lessons").glob("[0-9][0
 
 #: The text of every lesson's first code cell. The site hides it (tag remove-cell), and
 #: ``site/check_colab_install.py`` runs its install command in a fresh virtual environment.
-COLAB_CELL = """\
-# Colab only: install ftcore there and let it download Fashion-MNIST. Elsewhere this cell does nothing.
-import os
+COLAB_CELL = (
+    "# Colab only: install ftcore there and let it download Fashion-MNIST."
+    " Elsewhere this cell does nothing.\n"
+    """import os
 import sys
 
 if "google.colab" in sys.modules:
     %pip install -q "ftcore @ git+https://github.com/ftcore-lessons/ftcore-lessons.git"
-    os.environ["FTCORE_DOWNLOAD"] = "1\""""
+    os.environ["FTCORE_DOWNLOAD"] = "1\"""")
 
 
 def test_there_are_lessons():
