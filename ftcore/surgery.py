@@ -282,15 +282,15 @@ def prepare(model: nn.Module, strategy: str, num_classes: int, *, frozen_blocks:
             seed: int | None = None) -> nn.Module:
     """Make a pre-trained ``model`` ready for a new task with ``num_classes`` classes, in place.
 
-    ===================  ===============================================================
-    strategy             what it does (the head is always new and trainable)
-    ===================  ===============================================================
-    ``scratch``          re-initialise every weight: no transfer (the baseline)
+    ======================  ===============================================================
+    strategy                what it does (the head is always new and trainable)
+    ======================  ===============================================================
+    ``scratch``             re-initialise every weight: no transfer (the baseline)
     ``feature_extraction``  freeze the whole body: only the new head trains
-    ``partial``          freeze the first ``frozen_blocks`` body blocks (default: all but
-                         the last), train the rest
-    ``full``             everything trainable (use a lower learning rate)
-    ===================  ===============================================================
+    ``partial``             freeze the first ``frozen_blocks`` body blocks (default: all but
+                            the last), train the rest
+    ``full``                everything trainable (use a lower learning rate)
+    ======================  ===============================================================
 
     ``seed`` fixes the new head's (and, for ``scratch``, every layer's) initial weights.
     Returns ``model``.

@@ -86,8 +86,22 @@ def mnist_subset(root: Path) -> Raw:
     return images, labels, None, None
 
 
+def download_allowed(download: bool) -> bool:
+    """``download``, or True when the environment variable ``FTCORE_DOWNLOAD`` is ``"1"``.
+
+    A lesson's first cell sets it on Colab, where the files are not on the machine but the
+    internet is; ``"0"`` or unset leaves ``download`` as given.
+    """
+    value = os.environ.get("FTCORE_DOWNLOAD", "0")
+    if value not in ("0", "1"):
+        raise ValueError(f"FTCORE_DOWNLOAD={value!r} is not one of '0', '1': set it to '1' to "
+                         "allow downloading Fashion-MNIST and full MNIST, or unset it")
+    return download or value == "1"
+
+
 def _torchvision_dataset(cls, folder: str, root: Path, download: bool, hint: str) -> Raw:
     """Train and test splits of a torchvision IDX dataset (MNIST or FashionMNIST)."""
+    download = download_allowed(download)
     raw = root / folder / "raw"
     if raw.is_dir():  # torchvision reads .gz copies only when downloading: unpack them here
         _unpack_idx_files(raw, raw)
