@@ -64,6 +64,12 @@ class Config:
             parts.append(f"threads={self.threads}")
         return ",".join(parts)
 
+    @property
+    def label(self) -> str:
+        """A table column: ``"s1 p1"`` for SEED 1, PRETRAIN_SEED 1 (``t2``: THREADS 2)."""
+        return " ".join([f"s{self.seed}"] + [f"p{self.pretrain_seed}"] * bool(self.pretrain_seed)
+                        + [f"t{self.threads}"] * (self.threads is not None))
+
 
 #: Issue 12's configurations: lesson seeds 0-4; seeds 0-1 with another pre-trained network; and
 #: the committed parameters on the other thread count (lessons are committed with THREADS = 1).
@@ -188,10 +194,10 @@ class Score:
 def score(nb) -> Score:
     """Count the assert cells of an executed notebook and name every cell that failed.
 
-    Cell indices are the lesson's own: papermill's injected cell is not counted. A cell with no
-    output and no execution count never ran (the lesson timed out before it)."""
+    Cell indices are the lesson's own: papermill's injected cell is not counted. In a lesson
+    stopped early, a cell with no execution count never ran."""
     result = Score()
-    timed_out = nb.metadata.get("claims", {}).get("timed_out")
+    stopped = nb.metadata.get("claims", {}).get("stopped")
     index = -1
     for cell in nb.cells:
         if "injected-parameters" in cell.metadata.get("tags", []):
@@ -205,8 +211,8 @@ def score(nb) -> Score:
         where = f"cell {index} (id {cell.get('id', '?')})"
         if errors:
             result.failures.append(f"{where}: {error_line(errors[0])}")
-        elif cell.get("execution_count") is None and timed_out:
-            result.failures.append(f"{where}: not run (the lesson timed out)")
+        elif cell.get("execution_count") is None and stopped:
+            result.failures.append(f"{where}: not run ({stopped})")
         else:
             result.held += asserts
             continue
@@ -220,10 +226,11 @@ def score(nb) -> Score:
 
 def execute(src: Path, dst: Path, timeout: float, cwd: Path) -> None:
     """Execute notebook ``src`` top to bottom, every cell even after errors, into ``dst``.
-    After ``timeout`` seconds in all, the running cell is stopped and the rest is left unrun."""
+    After ``timeout`` seconds in all (or if the kernel dies) the rest is left unrun, and the
+    notebook's metadata says why."""
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellTimeoutError
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(src, as_version=4)
     deadline = time.monotonic() + timeout
@@ -233,7 +240,9 @@ def execute(src: Path, dst: Path, timeout: float, cwd: Path) -> None:
     try:
         client.execute()
     except CellTimeoutError:
-        nb.metadata["claims"] = {"timed_out": True}
+        nb.metadata["claims"] = {"stopped": "the lesson timed out"}
+    except DeadKernelError:  # e.g. killed for memory: the cells after it never ran
+        nb.metadata["claims"] = {"stopped": "the kernel died"}
     nbformat.write(nb, dst)
 
 
@@ -318,17 +327,21 @@ def plan(lessons: list[Path], configs: list[Config]) -> tuple[list[Job], list[st
 
 
 def table(lessons: list[Path], configs: list[Config], results: dict) -> str:
-    """Rows: lessons; columns: configurations; cells "held/total" (! marks a failure)."""
-    width = max(len(c.name) for c in configs) + 2
-    name_width = max(len(p.stem[:40]) for p in lessons) + 2
-    lines = ["lesson".ljust(name_width) + "".join(c.name.rjust(width) for c in configs)]
+    """Rows: lessons; columns: configurations; cells "held/total" (! marks a failure), then the
+    same grid of the kernels' CPU seconds (~ quiet wall time on one thread)."""
+    width = max(9, *(len(c.label) + 2 for c in configs))
+    head = "".join(c.label.rjust(width) for c in configs)
+    lines = ["assert cells held / total".ljust(28) + head]
     for lesson in lessons:
-        row = lesson.stem[:40].ljust(name_width)
-        for config in configs:
-            s = results[lesson, config]["score"]
-            mark = "" if s.errors == 0 else " !"
-            row += f"{s.held}/{s.total}{mark}".rjust(width)
-        lines.append(row)
+        cells = (results[lesson, c]["score"] for c in configs)
+        lines.append(lesson.stem[:26].ljust(28) + "".join(
+            f"{s.held}/{s.total}{' !' if s.errors else ''}".rjust(width) for s in cells))
+    lines += ["", "kernel CPU seconds".ljust(28) + head]
+    for lesson in lessons:
+        cpu = (results[lesson, c]["cpu"] for c in configs)
+        lines.append(lesson.stem[:26].ljust(28) + "".join(
+            ("-" if t is None else f"{t:.0f}").rjust(width) for t in cpu))
+    lines.append("(s: SEED, p: PRETRAIN_SEED, t: THREADS; ! a cell failed: see below)")
     return "\n".join(lines)
 
 

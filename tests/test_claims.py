@@ -45,6 +45,7 @@ def test_the_default_configurations_are_issue_12s():
     names = [c.name for c in claims.CONFIGS]
     assert names == ["seed=0", "seed=1", "seed=2", "seed=3", "seed=4",
                      "seed=0,pretrain_seed=1", "seed=1,pretrain_seed=1", "seed=0,threads=2"]
+    assert [c.label for c in claims.CONFIGS][-3:] == ["s0 p1", "s1 p1", "s0 t2"]
 
 
 def test_parse_config_reads_key_value_pairs():
@@ -104,7 +105,7 @@ def test_score_counts_assert_cells_and_names_each_failure_by_the_lessons_index()
 def test_cells_a_timed_out_lesson_never_ran_count_as_failed():
     nb = new_notebook(cells=[_executed("assert True"), _executed("assert True", ran=False)])
     assert claims.score(nb).held == 2                      # finished: an unrun cell is not news
-    nb.metadata["claims"] = {"timed_out": True}
+    nb.metadata["claims"] = {"stopped": "the lesson timed out"}
     s = claims.score(nb)
     assert (s.held, s.total) == (1, 2)
     assert s.failures == [f"cell 1 (id {nb.cells[1].id}): not run (the lesson timed out)"]
