@@ -159,3 +159,14 @@ def test_bad_options_are_refused_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
         claims.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_lesson_without_parameters_runs_once_and_is_named(tmp_path, capsys):
+    path = tmp_path / "00_plain.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell("SEED = 0\nassert SEED == 0")]), path)
+    assert claims.main([str(path), "--config", "seed=1", "--config", "seed=2",
+                        "--out", str(tmp_path / "out")]) == 0
+    printed = capsys.readouterr().out
+    assert "1 runs (1 lessons x 2 configurations)" in printed
+    assert "00_plain seed=1 (= seed=2): 1/1 assert cells held" in printed
+    assert "note: 00_plain: its parameters cell defines no SEED, THREADS" in printed
