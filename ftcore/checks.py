@@ -67,8 +67,9 @@ def check_number(value, name: str, *, low: float | None = None, high: float | No
             span = f"{'>' if low_open else '>='} {low:g}"
         else:
             span = f"{'<' if high_open else '<='} {high:g}" if high is not None else ""
-        raise ParameterError(f"{name}={value!r} must be a finite number" +
-                             (f" {span}" if span else "") + (f"; {hint}" if hint else ""))
+        what = span if span.startswith("in ") else "a finite number" + (f" {span}" if span
+                                                                        else "")
+        raise ParameterError(f"{name}={value!r} must be {what}" + (f"; {hint}" if hint else ""))
     return number
 
 
