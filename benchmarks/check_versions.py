@@ -115,10 +115,11 @@ def check(spec: str, venvs: Path, args) -> dict:
             capture_output=True, text=True,
         ).stdout.strip()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "FTCORE_TEST_THREADS": str(args.threads)}
-        status = run(
-            [vpy, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider", *args.pytest_args],
-            log, args.test_timeout, env=env,
-        )
+        # test paths among --pytest-args replace the whole suite (e.g. tests/test_train.py)
+        paths = [a for a in args.pytest_args if a.startswith("tests")] or ["tests"]
+        options = [a for a in args.pytest_args if not a.startswith("tests")]
+        status = run([vpy, "-m", "pytest", *paths, "-q", "-p", "no:cacheprovider", *options],
+                     log, args.test_timeout, env=env)
     summary = pytest_summary(log_path)
     row["result"] = ("pass: " if status == 0 else "FAIL: ") + (summary or f"exit {status}")
     row["minutes"] = f"{(time.time() - started) / 60:.0f}"

@@ -67,8 +67,9 @@ def check_number(value, name: str, *, low: float | None = None, high: float | No
             span = f"{'>' if low_open else '>='} {low:g}"
         else:
             span = f"{'<' if high_open else '<='} {high:g}" if high is not None else ""
-        raise ParameterError(f"{name}={value!r} must be a finite number" +
-                             (f" {span}" if span else "") + (f"; {hint}" if hint else ""))
+        what = span if span.startswith("in ") else "a finite number" + (f" {span}" if span
+                                                                        else "")
+        raise ParameterError(f"{name}={value!r} must be {what}" + (f"; {hint}" if hint else ""))
     return number
 
 
@@ -85,7 +86,8 @@ def check_type(value, name: str, types: type | tuple[type, ...], hint: str = "")
     """``ParameterError`` unless ``isinstance(value, types)``; ``hint`` says what to pass."""
     if not isinstance(value, types):
         wanted = " or ".join(t.__name__ for t in (types if isinstance(types, tuple) else (types,)))
-        raise ParameterError(f"{name} must be a {wanted}, got {type(value).__name__} "
+        article = "an" if wanted[0].lower() in "aeiou" else "a"
+        raise ParameterError(f"{name} must be {article} {wanted}, got {type(value).__name__} "
                              f"({_short(value)})" + (f"; {hint}" if hint else ""))
 
 
@@ -97,7 +99,7 @@ def check_pixels(images, who: str) -> None:
                              f"{type(images).__name__}; convert with torch.as_tensor(x)")
     if not images.is_floating_point():
         raise ParameterError(f"{who} expects float pixels in [0, 1], got {images.dtype}: "
-                             "divide uint8 pixels by 255, e.g. x.float() / 255")
+                             "divide by 255, e.g. x.float() / 255")
     if images.numel() == 0:
         return
     finite = torch.isfinite(images)
@@ -109,8 +111,8 @@ def check_pixels(images, who: str) -> None:
                              "torch.nan_to_num(x).clamp(0, 1)")
     low, high = torch.aminmax(images)
     if low < -1e-6 or high > 1 + 1e-6:
-        fix = ("divide uint8 pixels by 255" if high > 1.5 else
-               "undo any normalisation (ftcore models expect raw [0, 1] pixels), or clamp(0, 1)")
+        fix = ("divide uint8 pixels by 255" if low >= -1e-6 else  # negative: normalised
+               "do not normalise (ftcore's models expect raw pixels in [0, 1]), or clamp(0, 1)")
         raise ParameterError(f"{who} expects pixel values in [0, 1], got {float(low):.3g} to "
                              f"{float(high):.3g}: {fix}")
 

@@ -42,7 +42,8 @@ if TYPE_CHECKING:
 
 #: ftcore's errors about its input, shown as ``ftcore <command>: error: ...`` (exit status 2).
 #: DataUnavailableError is a FileNotFoundError; CorruptFileError a ValueError.
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ModuleNotFoundError)
+USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError,
+               ModuleNotFoundError)
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
@@ -329,6 +330,11 @@ def target_task(args, name: str):
 
 def seed_list(args) -> list[int]:
     """``--seeds``: one number N means N seeds from ``--seed`` on; several are the seeds."""
+    repeated = sorted({s for s in args.seeds if args.seeds.count(s) > 1})
+    if repeated:
+        raise ValueError(f"--seeds {' '.join(map(str, args.seeds))} lists seed(s) "
+                         f"{', '.join(map(str, repeated))} more than once: give each seed once "
+                         "(or one number N for N seeds)")
     if len(args.seeds) > 1:
         return args.seeds
     if args.seeds[0] < 1:
@@ -383,7 +389,7 @@ def finetune_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels-per-class", type=positive_int, **SEVERAL, metavar="N",
                         default=[1, 5, 10, 50],
                         help="labelled training examples per class (default: 1 5 10 50)")
-    parser.add_argument("--seeds", type=int, **SEVERAL, default=[3], metavar="S",
+    parser.add_argument("--seeds", type=int, nargs="+", default=[3], metavar="S",
                         help="one number N: N repeats, seeds --seed .. --seed+N-1 (default: "
                              "3); several numbers: exactly those seeds")
     parser.add_argument("--steps", type=positive_int, default=30, metavar="N",
@@ -673,6 +679,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_outputs(args) -> None:
+    """Check ``--data-root`` and ``--figure`` (its folder must be writable and the path not a
+    folder) before the experiment runs; errors name the option."""
+    from .checks import check_writable_dir
+    from .data import data_root
+
+    if getattr(args, "data_root", None) is not None:
+        data_root(args.data_root, setting="--data-root")
+    if "figure" not in args or args.no_figure:
+        return
+    path = args.figure or Path(f"ftcore-{args.command}.png")
+    if path.is_dir():
+        raise ValueError(f"--figure {path} is a folder; give a file name, e.g. --figure "
+                         f"{path / ('ftcore-' + args.command + '.png')}")
+    check_writable_dir(path.parent, "--figure's folder")
+
+
 def explain(error: Exception) -> str:
     """The message for an error ftcore raised, with the command-line way out where it differs
     from the Python one."""
@@ -695,6 +718,7 @@ def main(argv: list[str] | None = None) -> int:
 
         matplotlib.use("Agg")  # figures are saved, never shown
     try:
+        check_outputs(args)  # before any work: minutes of it must not be lost at the end
         return args.run(args)
     except USER_ERRORS as error:
         args.parser.error(explain(error))

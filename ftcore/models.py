@@ -51,7 +51,7 @@ class SmallCNN(nn.Module):
         super().__init__()
         num_classes, width, hidden = (check_int(v, name, low=1) for name, v in (
             ("num_classes", num_classes), ("width", width), ("hidden", hidden)))
-        dropout = check_number(dropout, "dropout", low=0, high=1, high_open=True)
+        dropout = check_number(dropout, "dropout p", low=0, high=1, high_open=True)
         if not isinstance(batch_norm, bool):
             raise ParameterError(f"batch_norm={batch_norm!r} must be True or False")
         self.config = CNNConfig(num_classes, width, hidden, dropout, batch_norm)

@@ -18,11 +18,20 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .data import keep_classes, load_dataset
-from .data.cache import CorruptFileError, atomic_save, data_root, safe_load
+from .checks import ParameterError, check_choice, check_int, check_number, check_type
+from .data import SOURCES, keep_classes, load_dataset
+from .data.cache import (
+    CorruptFileError,
+    atomic_save,
+    check_writable,
+    data_root,
+    require_keys,
+    safe_load,
+)
 from .models import SmallCNN, config_dict
 from .names import PRETRAIN_EPOCHS
-from .train import History, fit
+from .optim import check_hyperparameters
+from .train import SCHEDULES, History, fit
 
 CHECKPOINT_FORMAT = "ftcore.SmallCNN/1"
 #: Bumped whenever the training code changes the weights a config produces, so caches made by
@@ -47,6 +56,34 @@ class PretrainConfig:
     batch_size: int = 64
     lr_schedule: str = "cosine"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Check every field now, so a bad config fails before minutes of training."""
+        check_choice(self.source, "source", SOURCES)
+        classes = self.classes
+        if isinstance(classes, (str, bytes, int)) or not hasattr(classes, "__iter__"):
+            raise ParameterError(f"classes={classes!r} must be a tuple of digit labels, e.g. "
+                                 "(0, 1, 2, 3, 4)")
+        classes = tuple(check_int(c, "a label in classes", low=0, high=9) for c in classes)
+        if len(classes) < 2 or len(set(classes)) != len(classes):
+            raise ParameterError(f"classes={self.classes!r} must be at least two distinct "
+                                 "labels: a model with one output has nothing to learn (its "
+                                 "loss is always 0). E.g. classes=(0, 1, 2, 3, 4)")
+        object.__setattr__(self, "classes", classes)  # a list becomes a tuple: hashable key
+        for name in ("width", "hidden", "epochs", "batch_size"):
+            check_int(getattr(self, name), name, low=1)
+        check_int(self.seed, "seed", low=0)
+        check_number(self.dropout, "dropout", low=0, high=1, high_open=True)
+        check_hyperparameters(lr=self.lr, momentum=self.momentum,
+                              weight_decay=self.weight_decay, nesterov=False)
+        check_choice(self.lr_schedule, "lr_schedule", SCHEDULES)
+        if not isinstance(self.batch_norm, bool):
+            raise ParameterError(f"batch_norm={self.batch_norm!r} must be True or False")
+
+    def architecture(self) -> dict:
+        """The :class:`~ftcore.models.CNNConfig` (as a dict) a model of this config has."""
+        return {"num_classes": len(self.classes), "width": self.width, "hidden": self.hidden,
+                "dropout": float(self.dropout), "batch_norm": self.batch_norm}
 
     def key(self) -> str:
         """A short hash of every field: equal configs, equal keys."""
@@ -89,15 +126,30 @@ def pretrained_cnn(config: PretrainConfig | None = None, *, root=None, retrain: 
     Loaded from the cache when present; otherwise (or with ``retrain=True``, or when the cached
     file is corrupt) trained with :func:`pretrain` and cached, which takes ~20 s on a laptop CPU.
     """
-    config = config or PretrainConfig()
+    config = PretrainConfig() if config is None else config
+    check_type(config, "config", PretrainConfig, hint="e.g. PretrainConfig(epochs=5)")
     path = checkpoint_path(config, root)
     if path.exists() and not retrain:
         try:
-            return load_checkpoint(path)
-        except CorruptFileError as error:
+            model = load_checkpoint(path)
+            if config_dict(model) == config.architecture():
+                return model
+            warnings.warn(f"{path} holds a SmallCNN{_signature(config_dict(model))}, not the "
+                          f"SmallCNN{_signature(config.architecture())} its config asks for "
+                          "(the file was replaced by hand?). Retraining the pre-trained "
+                          "model.", stacklevel=2)
+        except (CorruptFileError, ValueError) as error:
             warnings.warn(f"{error} Retraining the pre-trained model.", stacklevel=2)
+    try:  # check before training, so minutes of work are not lost at the end
+        check_writable(path.parent, root)
+        writable = True
+    except PermissionError as error:
+        warnings.warn(f"{error}. Training the pre-trained model anyway and returning it "
+                      "WITHOUT caching it: every call will train it again.", stacklevel=2)
+        writable = False
     model, history = pretrain(config, root=root, device=device, progress=progress)
-    cache_pretrained(model, config, history, root=root)
+    if writable:
+        cache_pretrained(model, config, history, root=root)
     return model.cpu()
 
 
@@ -124,7 +176,14 @@ def read_checkpoint(path) -> dict:
     """Everything a checkpoint holds, as plain data: ``format``, ``model_config``,
     ``state_dict`` and any extras saved with it (e.g. ``history``, ``pretrain_config``).
     Read with ``weights_only=True``; raises :class:`~ftcore.data.CorruptFileError` if unreadable."""
-    return safe_load(path, required_keys=("format", "model_config", "state_dict"))
+    blob = safe_load(path)
+    if isinstance(blob, dict) and blob and all(isinstance(v, torch.Tensor) for v in blob.values()):
+        raise CorruptFileError(
+            f"{path} holds a plain state_dict (weights only, no record of the architecture), "
+            "not an ftcore checkpoint. Load it into a model of the right shape yourself: "
+            "model.load_state_dict(torch.load(path, weights_only=True)), then save it with "
+            "ftcore.save_checkpoint(model, path) if you want a checkpoint")
+    return require_keys(blob, path, ("format", "model_config", "state_dict"))
 
 
 def load_checkpoint(path, model: nn.Module | None = None) -> SmallCNN:

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from torch import nn
 
+from .checks import check_pixels
 from .data import ImageSet
 from .names import SEVERITIES
 from .train import predict
@@ -231,12 +232,7 @@ def _check_images(images: torch.Tensor) -> None:
         hint = (" (add the missing axes: images.reshape(-1, 1, 28, 28))"
                 if isinstance(images, torch.Tensor) and images.dim() in (2, 3) else "")
         raise ValueError(f"shifts expect a batch of grey images (N, 1, H, W), got {shape}{hint}")
-    if not images.is_floating_point():
-        raise ValueError(f"shifts expect float pixels in [0, 1], got {images.dtype}: "
-                         "divide uint8 pixels by 255")
-    if len(images) and (images.min() < 0 or images.max() > 1):
-        raise ValueError(f"shifts expect pixels in [0, 1], got {float(images.min()):.3g} to "
-                         f"{float(images.max()):.3g}")
+    check_pixels(images, "shifts")  # floats, finite, in [0, 1]
 
 
 def apply_shift(images: torch.Tensor | ImageSet, name: str, severity: int, seed: int = 0
@@ -264,6 +260,14 @@ def apply_shift(images: torch.Tensor | ImageSet, name: str, severity: int, seed:
     return shifted.clamp(0.0, 1.0)
 
 
+def _names(shifts: Iterable[str] | None) -> list[str]:
+    """The list of shift names (all of :data:`SHIFTS` for None); a lone string is refused."""
+    if isinstance(shifts, str):
+        raise ValueError(f"shifts={shifts!r} must be a list of shift names, e.g. "
+                         f"shifts=[{shifts!r}]")
+    return list(SHIFTS) if shifts is None else list(shifts)
+
+
 def random_shifts(data: ImageSet, shifts: Iterable[str] | None = None,
                   severities: Iterable[int] = SEVERITIES, fraction: float = 1.0,
                   seed: int = 0) -> ImageSet:
@@ -274,7 +278,7 @@ def random_shifts(data: ImageSet, shifts: Iterable[str] | None = None,
     Labels, classes and order are kept. Images that drew the same (shift, severity) are
     corrupted in one batched call.
     """
-    shifts, severities = list(SHIFTS) if shifts is None else list(shifts), list(severities)
+    shifts, severities = _names(shifts), list(severities)
     if not shifts or not severities:
         raise ValueError("random_shifts needs at least one shift and one severity")
     for name in shifts:
@@ -329,7 +333,7 @@ def evaluate_shifts(model: nn.Module, data: ImageSet, shifts: Iterable[str] | No
     wrong predictions only. ``shifts`` defaults to all of :data:`SHIFTS`. ``device``: where the
     model runs (default: the best available).
     """
-    shifts = list(SHIFTS) if shifts is None else list(shifts)
+    shifts = _names(shifts)
     severities = list(severities)
     for name in shifts:
         for severity in severities:

@@ -32,6 +32,7 @@ import dataclasses
 import torch
 from torch import nn
 
+from .checks import check_choice, check_int, check_number, check_type
 from .models import SmallCNN, count_parameters
 from .names import STRATEGIES
 
@@ -46,27 +47,52 @@ def find_head(model: nn.Module) -> tuple[str, nn.Linear]:
 
     Looks at ``model.head`` (ftcore), ``model.fc`` (ResNet), the last Linear of
     ``model.classifier`` (MobileNet, VGG; e.g. ``"classifier.6"``) and ``model.heads.head``
-    (ViT). Raises ``ValueError`` naming the places looked at if none is an ``nn.Linear``.
+    (ViT). The layer found must be the model's last ``nn.Linear`` (a hidden layer called
+    ``fc`` is not an output layer). Raises ``ValueError`` naming the places looked at if none
+    is an ``nn.Linear``, or naming the last Linear when the one found is not it.
     """
+    check_type(model, "model", nn.Module, hint="pass the network itself, e.g. "
+                                               "replace_head(pretrained_cnn(), 5)")
+    found = _head_candidate(model)
+    if found is None:
+        raise ValueError(
+            f"cannot find the head of {type(model).__name__}: looked for an nn.Linear at "
+            f"{', '.join('model.' + p for p in HEAD_PLACES)}. Name the output layer `head` "
+            "(as ftcore.SmallCNN does) or replace it yourself.")
+    name, module = found
+    last_name, last = _last_linear(model)
+    if module is not last:
+        raise ValueError(
+            f"model.{name} of {type(model).__name__} is an nn.Linear but not the output "
+            f"layer: the last nn.Linear is model.{last_name}. ftcore looks for the output "
+            f"layer at {', '.join('model.' + p for p in HEAD_PLACES)}; replace "
+            f"model.{last_name} yourself, e.g. model.{last_name} = "
+            f"nn.Linear({last.in_features}, num_classes)")
+    return name, module
+
+
+def _head_candidate(model: nn.Module) -> tuple[str, nn.Linear] | None:
+    """``(name, nn.Linear)`` at the first of :data:`HEAD_PLACES` that holds one, or None."""
     for name in ("head", "fc"):
-        module = getattr(model, name, None)
-        if isinstance(module, nn.Linear):
-            return name, module
+        if isinstance(getattr(model, name, None), nn.Linear):
+            return name, getattr(model, name)
     classifier = getattr(model, "classifier", None)
     if isinstance(classifier, nn.Linear):
         return "classifier", classifier
     if isinstance(classifier, nn.Sequential):
         linears = [(n, m) for n, m in classifier.named_children() if isinstance(m, nn.Linear)]
         if linears:
-            name, module = linears[-1]
-            return f"classifier.{name}", module
+            return f"classifier.{linears[-1][0]}", linears[-1][1]
     heads = getattr(model, "heads", None)
     if isinstance(getattr(heads, "head", None), nn.Linear):
         return "heads.head", heads.head
-    raise ValueError(
-        f"cannot find the head of {type(model).__name__}: looked for an nn.Linear at "
-        f"{', '.join('model.' + p for p in HEAD_PLACES)}. Name the output layer `head` "
-        "(as ftcore.SmallCNN does) or replace it yourself.")
+    return None
+
+
+def _last_linear(model: nn.Module) -> tuple[str, nn.Linear]:
+    """The last ``nn.Linear`` registered in ``model`` (its output layer, in every classifier
+    whose layers are registered in forward order)."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
 
 
 def replace_head(model: nn.Module, num_classes: int, seed: int | None = None) -> nn.Module:
@@ -76,9 +102,10 @@ def replace_head(model: nn.Module, num_classes: int, seed: int | None = None) ->
     and initialised like any new ``nn.Linear`` (from ``seed`` if given, without touching the
     global random state). Returns ``model``.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes={num_classes!r} must be a whole number >= 1 (the number "
-                         "of classes of the new task)")
+    num_classes = check_int(num_classes, "num_classes", low=1,
+                            hint="the number of classes of the new task, e.g. 5")
+    if seed is not None:
+        check_int(seed, "seed", low=0)
     name, old = find_head(model)
     factory = {"device": old.weight.device, "dtype": old.weight.dtype}
     with torch.random.fork_rng(devices=[]):
@@ -153,6 +180,12 @@ def _parameters_of(model: nn.Module, part: str) -> list[nn.Parameter]:
 
 
 def _set_trainable(model: nn.Module, parts: tuple[str, ...], trainable: bool) -> nn.Module:
+    check_type(model, "model", nn.Module)
+    for part in parts:
+        if not isinstance(part, str) or not part:
+            raise ValueError(f"part {part!r} is not a part's name: give dotted names such as "
+                             f"{', '.join(map(repr, part_names(model)[:3]))}, or no names at "
+                             "all for the whole model")
     parameters = ([p for part in parts for p in _parameters_of(model, part)] if parts
                   else list(model.parameters()))  # check every name before changing anything
     for p in parameters:
@@ -182,20 +215,25 @@ def freeze_below(model: nn.Module, k: int | str) -> nn.Module:
     ``freeze_below(model, 2)`` and ``freeze_below(model, "features.fc")`` both freeze
     ``features.conv1`` and ``features.conv2``. Returns ``model``.
     """
-    body = body_blocks(model)
-    if isinstance(k, str):
-        if k not in body:
-            raise ValueError(f"block {k!r} is not one of {', '.join(body)}")
-        k = body.index(k)
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= len(body):
-        raise ValueError(f"k={k!r} must be a whole number from 0 to {len(body)} (the body "
-                         f"blocks: {', '.join(body)}) or one of their names")
+    k, body = _check_blocks(model, k, "k"), body_blocks(model)
     unfreeze(model)
     if k:
         freeze(model, *body[:k])
         for p in _outside_blocks(model):  # input-side extras, e.g. ViT's class_token
             p.requires_grad_(False)
     return model
+
+
+def _check_blocks(model: nn.Module, k: int | str, name: str) -> int:
+    """A count of body blocks, from a count or a block's name; ``ValueError`` otherwise."""
+    body = body_blocks(model)
+    if isinstance(k, str):
+        if k not in body:
+            raise ValueError(f"block {k!r} is not one of {', '.join(body)}")
+        return body.index(k)
+    return check_int(k, name, low=0, high=len(body),
+                     hint=f"the number of body blocks to freeze (the body blocks: "
+                          f"{', '.join(body)}), or one of their names")
 
 
 def _outside_blocks(model: nn.Module, trainable_only: bool = False) -> list[nn.Parameter]:
@@ -239,11 +277,11 @@ def param_groups(model: nn.Module, lr: float, decay: float = 0.5) -> list[dict]:
     every block join the first block's (lowest) rate. Each group carries its block's ``name``.
     Use as ``fit(model, train, optimizer=SGD(param_groups(model, 0.05), momentum=0.9))``.
     """
-    if not lr > 0:
-        raise ValueError(f"lr={lr!r} must be > 0")
-    if not 0 < decay <= 1:
-        raise ValueError(f"decay={decay!r} must be in (0, 1]: each earlier block gets decay "
-                         "times the rate of the block after it (1 = one rate for all)")
+    check_type(model, "model", nn.Module)
+    check_number(lr, "lr", low=0, low_open=True, hint="e.g. lr=0.05")
+    check_number(decay, "decay", low=0, high=1, low_open=True,
+                 hint="each earlier block gets decay times the rate of the block after it "
+                      "(1 = one rate for all)")
     named = blocks(model)
     groups = []
     for i, (name, module) in enumerate(named):
@@ -267,6 +305,9 @@ def reinitialise(model: nn.Module, *parts: str, seed: int | None = None) -> nn.M
     """Reset the named parts' weights (and BatchNorm statistics) to a fresh random
     initialisation; no parts: the whole model. From ``seed`` if given, without touching the
     global random state. Returns ``model``."""
+    check_type(model, "model", nn.Module)
+    if seed is not None:
+        check_int(seed, "seed", low=0)
     roots = [_module(model, part) for part in parts] if parts else [model]
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
@@ -295,12 +336,16 @@ def prepare(model: nn.Module, strategy: str, num_classes: int, *, frozen_blocks:
     ``seed`` fixes the new head's (and, for ``scratch``, every layer's) initial weights.
     Returns ``model``.
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(f"strategy={strategy!r} is not one of "
-                         f"{', '.join(repr(s) for s in STRATEGIES)}")
+    check_choice(strategy, "strategy", STRATEGIES)
     if frozen_blocks is not None and strategy != "partial":
         raise ValueError(f"frozen_blocks={frozen_blocks!r} only applies to strategy='partial', "
                          f"not {strategy!r}")
+    # every argument is checked before the model is changed (replace_head is the first change)
+    check_int(num_classes, "num_classes", low=1, hint="the number of classes of the new task")
+    if seed is not None:
+        check_int(seed, "seed", low=0)
+    if frozen_blocks is not None:
+        _check_blocks(model, frozen_blocks, "frozen_blocks")
     replace_head(model, num_classes, seed=seed)
     body = body_blocks(model)
     if strategy == "scratch":

@@ -416,5 +416,8 @@ def test_prepare_bad_input():
         prepare(tiny_cnn(), "full", 0)
     with pytest.raises(ValueError, match="frozen_blocks=1 only applies to strategy='partial'"):
         prepare(tiny_cnn(), "full", 3, frozen_blocks=1)
-    with pytest.raises(ValueError, match="k=7"):
-        prepare(tiny_cnn(), "partial", 3, frozen_blocks=7)
+    model = tiny_cnn()
+    head = model.head
+    with pytest.raises(ValueError, match="frozen_blocks=7 must be a whole number from 0 to 3"):
+        prepare(model, "partial", 3, frozen_blocks=7)
+    assert model.head is head and model.config.num_classes == 10  # refused before any change

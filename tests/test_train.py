@@ -260,8 +260,12 @@ def test_predict_shapes_and_modes(trained, mnist_small):
     assert logits.shape == (len(val), 10) and logits.dtype == torch.float32
     assert logits.device.type == "cpu"
     assert trained.training  # the mode is restored...
-    assert torch.equal(predict(trained, val.images), logits)  # ...and dropout was off
-    assert torch.allclose(predict(trained, val.images[:7]), logits[:7], atol=1e-6)
+    # ...and dropout was off: the same computation repeated gives the same bits, and other
+    # batch sizes the same logits up to rounding (other batch sizes may run other kernels,
+    # whose last bits differ from CPU to CPU, so those are compared with a tolerance)
+    assert torch.equal(predict(trained, val.images, batch_size=32), logits)
+    assert torch.allclose(predict(trained, val.images), logits, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(predict(trained, val.images[:7]), logits[:7], rtol=1e-4, atol=1e-5)
     trained.eval()
 
 

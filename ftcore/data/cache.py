@@ -112,6 +112,12 @@ def safe_load(path: str | os.PathLike, *, required_keys: tuple[str, ...] = ()) -
             f"{path} is not a readable torch file ({type(error).__name__}: {error}). It may be "
             "truncated or corrupt: delete it and create it again."
         ) from error
+    return require_keys(obj, path, required_keys)
+
+
+def require_keys(obj, path: str | os.PathLike, required_keys: tuple[str, ...]) -> dict:
+    """``obj`` if it is a dict with every one of ``required_keys``; else
+    :class:`CorruptFileError` naming the file and what it lacks."""
     missing = [k for k in required_keys if not isinstance(obj, dict) or k not in obj]
     if missing:
         raise CorruptFileError(
