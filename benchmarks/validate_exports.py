@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +47,7 @@ def run(*argv: str, cwd: Path) -> str:
     return done.stdout
 
 
-def validate_nbgrader(course: Path, lessons: list[str]) -> list[tuple[str, bool, str]]:
-    results = []
+def validate_nbgrader(course: Path, lessons: list[str]) -> Iterator[tuple[str, bool, str]]:
     for lesson in lessons:
         name = f"lesson{lesson}"
         try:
@@ -55,20 +55,19 @@ def validate_nbgrader(course: Path, lessons: list[str]) -> list[tuple[str, bool,
             source = sorted((course / "source" / name).glob("*.ipynb"))
             released = sorted((course / "release" / name).glob("*.ipynb"))
             ok = bool(released) and len(released) == len(source)
-            results.append((f"nbgrader generate_assignment {name}", ok,
-                            f"{len(released)} student notebook(s)"))
+            yield (f"nbgrader generate_assignment {name}", ok,
+                            f"{len(released)} student notebook(s)")
             out = run("nbgrader", "validate", *map(str, source), cwd=course)
             passed = out.count("Success! Your notebook passes all the tests.")
-            results.append((f"nbgrader validate (solutions) {name}", passed == len(source),
-                            "passes every test" if passed == len(source) else out[-2000:]))
+            yield (f"nbgrader validate (solutions) {name}", passed == len(source),
+                            "passes every test" if passed == len(source) else out[-2000:])
             out = run("nbgrader", "validate", "--invert", *map(str, released), cwd=course)
             failed = out.count("Success! The notebook does not pass any tests.")
-            results.append((f"nbgrader validate --invert (student) {name}",
+            yield (f"nbgrader validate --invert (student) {name}",
                             failed == len(released),
-                            "every exercise fails" if failed == len(released) else out[-2000:]))
+                            "every exercise fails" if failed == len(released) else out[-2000:])
         except (RuntimeError, subprocess.TimeoutExpired) as error:
-            results.append((f"nbgrader {name}", False, str(error)[-2000:]))
-    return results
+            yield (f"nbgrader {name}", False, str(error)[-2000:])
 
 
 def _score(results_json: Path) -> tuple[float, float]:
@@ -78,8 +77,7 @@ def _score(results_json: Path) -> tuple[float, float]:
     return (sum(t.get("score") or 0 for t in graded), sum(t["max_score"] for t in graded))
 
 
-def validate_otter(root: Path, lessons: list[str]) -> list[tuple[str, bool, str]]:
-    results = []
+def validate_otter(root: Path, lessons: list[str]) -> Iterator[tuple[str, bool, str]]:
     for lesson in lessons:
         folder = root / f"lesson{lesson}"
         expected = sum(key.startswith(f"{lesson}.") for key in EXERCISES)
@@ -89,8 +87,8 @@ def validate_otter(root: Path, lessons: list[str]) -> list[tuple[str, bool, str]
             run("otter", "assign", "--no-run-tests", master.name, "dist", cwd=folder)
             zips = list((folder / "dist" / "autograder").glob("*.zip"))
             student = folder / "dist" / "student" / master.name
-            results.append((f"otter assign lesson{lesson}", len(zips) == 1 and student.exists(),
-                            f"{student.relative_to(root)}, {zips[0].name if zips else 'no zip'}"))
+            yield (f"otter assign lesson{lesson}", len(zips) == 1 and student.exists(),
+                            f"{student.relative_to(root)}, {zips[0].name if zips else 'no zip'}")
             for what, notebook, want in (("solutions", folder / "dist" / "autograder" /
                                           master.name, expected), ("student", student, 0)):
                 out = folder / f"run-{what}"
@@ -98,12 +96,11 @@ def validate_otter(root: Path, lessons: list[str]) -> list[tuple[str, bool, str]
                 run("otter", "run", "-a", str(zips[0]), "-o", str(out), str(notebook),
                     cwd=folder)
                 score, top = _score(out / "results.json")
-                results.append((f"otter run ({what}) lesson{lesson}",
+                yield (f"otter run ({what}) lesson{lesson}",
                                 score == want and top == expected,
-                                f"{score:g} of {top:g} points (want {want})"))
+                                f"{score:g} of {top:g} points (want {want})")
         except (RuntimeError, subprocess.TimeoutExpired, ValueError, OSError) as error:
-            results.append((f"otter lesson{lesson}", False, str(error)[-2000:]))
-    return results
+            yield (f"otter lesson{lesson}", False, str(error)[-2000:])
 
 
 def main(argv: list[str] | None = None) -> int:
