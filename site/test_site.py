@@ -35,6 +35,8 @@ REPOSITORY = "ftcore-lessons/ftcore-lessons"
 LESSONS = sorted(p.relative_to(REPO).as_posix()
                  for p in (REPO / "lessons").glob("[0-9][0-9]_*.ipynb"))
 PAGES = ["README.html"] + [lesson.replace(".ipynb", ".html") for lesson in LESSONS]
+#: Playwright's default (30 s a step) is too short on a loaded machine.
+TIMEOUT_MS = int(float(os.environ.get("SITE_TEST_TIMEOUT", "180")) * 1000)
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
@@ -93,8 +95,9 @@ def browser():
 class Visit:
     """One page opened in a fresh browser context, with what went wrong recorded."""
 
-    def __init__(self, browser, url):
+    def __init__(self, browser, url, lands_on=None):
         self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.context.set_default_timeout(TIMEOUT_MS)
         self.page = self.context.new_page()
         self.errors, self.external, self.failed = [], [], []
         self.context.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"), self._block)
@@ -103,9 +106,13 @@ class Visit:
         self.page.on("response",
                      lambda r: r.status >= 400 and self.failed.append((r.url, r.status)))
         self.page.goto(url, wait_until="load")
-        self.page.wait_for_load_state("networkidle")
-        # MathJax typesets after load: wait for it (it is absent only on pages without math).
-        self.page.evaluate("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        if lands_on:  # a redirect: wait until it has happened
+            self.page.wait_for_url(lands_on, wait_until="load")
+        # MathJax typesets after load (and then loads its fonts): wait for both.
+        self.page.evaluate("""async () => {
+            if (window.MathJax && MathJax.startup) { await MathJax.startup.promise; }
+            await document.fonts.ready;
+        }""")
 
     def _block(self, route):
         self.external.append(route.request.url)
@@ -134,8 +141,8 @@ def visits(browser, base):
 
 
 def test_the_root_sends_visitors_to_the_landing_page(browser, base):
-    visit = Visit(browser, base)
-    assert visit.page.url == base + "README.html"
+    visit = Visit(browser, base, lands_on=base + "README.html")
+    assert visit.errors == [] and visit.external == []
     assert "Fine-tuning neural networks, from first principles" in visit.page.title()
     visit.close()
 
@@ -209,7 +216,7 @@ def test_launch_and_download_links_point_at_the_lesson(visits, lesson, base):
 def test_search_finds_the_regularisation_lesson(browser, base):
     visit = Visit(browser, base + "search.html?q=dropout")
     page = visit.page
-    page.wait_for_selector("#search-results ul.search li a", timeout=30_000)
+    page.wait_for_selector("#search-results ul.search li a")
     results = page.eval_on_selector_all("#search-results ul.search li a",
                                         "as => as.map(a => a.href)")
     page.screenshot(path=SHOTS / "search-dropout.png")
