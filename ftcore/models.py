@@ -12,6 +12,7 @@ Like torchvision's classifiers, the parts have names, so fine-tuning code reads
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
 
@@ -134,3 +135,52 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_images(x, type(self).__name__)
         return self.head(self.features(x))
+
+
+# --- counting the cost of a training step -----------------------------------------------------
+
+def layer_macs(model: nn.Module, x: torch.Tensor) -> list[dict]:
+    """Multiply-accumulates of one training step, per ``nn.Conv2d`` and ``nn.Linear`` layer, per
+    example of the batch ``x`` (N, ...), in forward order.
+
+    Each row is ``{"name", "forward", "weight_grad", "input_grad"}``. A layer's forward pass
+    costs ``forward`` MACs; its backward pass costs as much again for the gradient of its weight
+    (only if the weight is trainable) and as much again for the gradient of its input (only if
+    that input needs one, i.e. some trainable parameter lies below the layer: autograd skips
+    the rest). So a frozen prefix costs no weight gradients and, below the first trainable
+    layer, no input gradients either. Biases, norms and activations (a few per output) are not
+    counted. The model runs once on ``x`` (in its current mode, with gradients recorded).
+    """
+    if not isinstance(x, torch.Tensor) or x.dim() < 2 or len(x) < 1:
+        raise ValueError(f"x must be a batch of inputs (N, ...) with N >= 1, e.g. "
+                         f"images[:1], got {getattr(x, 'shape', type(x).__name__)}")
+    rows, hooks = [], []
+
+    def record(name):
+        def hook(module, inputs, output):
+            if isinstance(module, nn.Conv2d):
+                per_output = module.in_channels // module.groups * math.prod(module.kernel_size)
+            else:
+                per_output = module.in_features
+            macs = output[0].numel() * per_output  # one example
+            rows.append({"name": name, "forward": macs,
+                         "weight_grad": macs if module.weight.requires_grad else 0,
+                         "input_grad": macs if inputs[0].requires_grad else 0})
+        return hook
+
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            hooks.append(module.register_forward_hook(record(name)))
+    try:
+        with torch.enable_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return rows
+
+
+def backward_macs(model: nn.Module, x: torch.Tensor) -> int:
+    """Multiply-accumulates of the backward pass per example: the sum of ``weight_grad`` and
+    ``input_grad`` over :func:`layer_macs` (0 when nothing is trainable)."""
+    return sum(r["weight_grad"] + r["input_grad"] for r in layer_macs(model, x))

@@ -359,3 +359,17 @@ def prepare(model: nn.Module, strategy: str, num_classes: int, *, frozen_blocks:
     else:
         unfreeze(model)
     return model
+
+
+# --- what freezing saves ----------------------------------------------------------------------
+
+def optimizer_state_size(optimizer: torch.optim.Optimizer) -> int:
+    """Scalars the optimizer keeps between steps (momentum buffers, Adam's two moments, ...):
+    the total size of the tensors in ``optimizer.state``. The state is created at the first
+    step, so call this after one: SGD with momentum keeps one number per trained parameter,
+    Adam two (plus a step count), and a frozen parameter none."""
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise ValueError(f"optimizer must be a torch.optim.Optimizer (e.g. ftcore.optim.SGD), "
+                         f"got {type(optimizer).__name__}")
+    return sum(value.numel() for state in optimizer.state.values()
+               for value in state.values() if isinstance(value, torch.Tensor))
