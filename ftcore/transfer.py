@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import torch
 from torch import nn
 
-from .data import ImageSet, keep_classes, load_dataset, per_class
+from .data import ImageSet, Splits, keep_classes, load_dataset, per_class
 from .models import count_parameters
 from .names import TARGETS  # lesson 03's targets: name -> what it is
+from .optim import SGD
 from .parallel import check_jobs, run_all
 from .pretrained import PretrainConfig, pretrained_cnn
 from .surgery import (
@@ -45,30 +46,47 @@ def epochs_for(steps: int, n_examples: int, batch_size: int) -> int:
 
 
 
-def load_target(name: str, *, source: str = "mnist", test_per_class: int | None = None,
-                seed: int = 0, root=None, download: bool = False,
-                pretrain_epochs: int = PretrainConfig.epochs, device=None,
-                progress: bool | None = None) -> tuple[nn.Module, ImageSet, ImageSet]:
-    """One of :data:`TARGETS`: (pre-trained model to start from, labelled pool, test set).
+def load_task(name: str, *, source: str = "mnist", val_per_class: int | None = None,
+              test_per_class: int | None = None, seed: int = 0, pretrain_seed: int = 0,
+              root=None, download: bool = False, pretrain_epochs: int = PretrainConfig.epochs,
+              device=None, progress: bool | None = None) -> tuple[nn.Module, Splits]:
+    """One of :data:`TARGETS`: (pre-trained model to start from, its train / val / test splits).
 
     ``source`` is the MNIST the model is pre-trained on (``"mnist"``, the bundled subset, or
-    ``"mnist-full"``), and for ``"mnist-5-9"`` also the data; ``test_per_class`` keeps that many
-    test images per class (drawn with ``seed``), e.g. to score Fashion-MNIST quickly. The model
-    is :func:`~ftcore.pretrained.pretrained_cnn` (trained and cached on first use).
+    ``"mnist-full"``), and for ``"mnist-5-9"`` also the data; ``pretrain_seed`` is the
+    pre-trained model's seed (:class:`~ftcore.pretrained.PretrainConfig`). ``val_per_class``
+    and ``test_per_class`` keep that many validation / test images per class (drawn with
+    ``seed``), e.g. to score Fashion-MNIST quickly. The model is
+    :func:`~ftcore.pretrained.pretrained_cnn` (trained and cached on first use).
     """
     if name not in TARGETS:
         raise ValueError(f"target {name!r} is not one of {', '.join(map(repr, TARGETS))}")
     digits = range(5) if name == "mnist-5-9" else range(10)
-    config = PretrainConfig(source=source, classes=tuple(digits), epochs=pretrain_epochs)
+    config = PretrainConfig(source=source, classes=tuple(digits), epochs=pretrain_epochs,
+                            seed=pretrain_seed)
     model = pretrained_cnn(config, root=root, device=device, progress=progress)
     if name == "mnist-5-9":
-        mnist = load_dataset(source, root=root, download=download)
-        pool, test = keep_classes(mnist.train, range(5, 10)), keep_classes(mnist.test, range(5, 10))
+        splits = Splits(*(keep_classes(part, range(5, 10))
+                          for part in load_dataset(source, root=root, download=download)))
     else:
         splits = load_dataset(name, root=root, download=download)
-        pool, test = splits.train, splits.test
+    train, val, test = splits
+    if val_per_class is not None:
+        val = per_class(val, val_per_class, seed=seed)
     if test_per_class is not None:
         test = per_class(test, test_per_class, seed=seed)
+    return model, Splits(train, val, test)
+
+
+def load_target(name: str, *, source: str = "mnist", test_per_class: int | None = None,
+                seed: int = 0, pretrain_seed: int = 0, root=None, download: bool = False,
+                pretrain_epochs: int = PretrainConfig.epochs, device=None,
+                progress: bool | None = None) -> tuple[nn.Module, ImageSet, ImageSet]:
+    """:func:`load_task` without the validation split: (pre-trained model, labelled pool, test)."""
+    model, (pool, _, test) = load_task(name, source=source, test_per_class=test_per_class,
+                                       seed=seed, pretrain_seed=pretrain_seed, root=root,
+                                       download=download, pretrain_epochs=pretrain_epochs,
+                                       device=device, progress=progress)
     return model, pool, test
 
 
@@ -107,6 +125,26 @@ def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps:
             "total": count_parameters(model), "seconds": seconds, "history": history.records}
 
 
+def _check_strategies(strategies: Sequence[str]) -> None:
+    for strategy in strategies:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy={strategy!r} is not one of "
+                             f"{', '.join(repr(s) for s in STRATEGIES)}")
+
+
+def _grid_points(train: ImageSet, strategies: Sequence[str], labels_per_class: Iterable[int],
+                 seeds: Iterable[int], task: str | None):
+    """(record fields, labelled subset) for every (labels per class, seed, strategy): the same
+    ``per_class(train, n, seed)`` subset for each strategy."""
+    seeds = list(seeds)
+    for n in labels_per_class:
+        for seed in seeds:
+            subset = per_class(train, n, seed=seed)
+            for strategy in strategies:
+                yield {"task": task or train.name, "strategy": strategy,
+                       "labels_per_class": n, "seed": seed}, subset
+
+
 def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   strategies: Sequence[str] = STRATEGIES,
                   labels_per_class: Iterable[int] = (1, 5, 10, 50),
@@ -132,23 +170,17 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
     and the fields of :func:`train_and_score`.
     """
-    for strategy in strategies:
-        if strategy not in STRATEGIES:
-            raise ValueError(f"strategy={strategy!r} is not one of "
-                             f"{', '.join(repr(s) for s in STRATEGIES)}")
+    _check_strategies(strategies)
     check_jobs(n_jobs, backend)
     options = {"steps": steps, "batch_size": batch_size, "momentum": momentum,
                "weight_decay": weight_decay, "lr_schedule": lr_schedule, "device": device}
     points, calls = [], []  # the record's fields, and the arguments of each run
-    for n in labels_per_class:
-        for seed in seeds:
-            subset = per_class(train, n, seed=seed)
-            for strategy in strategies:
-                rate = _per_strategy(lr, strategy, "lr")
-                points.append({"task": task or train.name, "strategy": strategy,
-                               "labels_per_class": n, "seed": seed, "lr": rate})
-                calls.append({"pretrained": pretrained, "train": subset, "test": test,
-                              "strategy": strategy, "seed": seed, "lr": rate, **options})
+    for point, subset in _grid_points(train, strategies, labels_per_class, seeds, task):
+        rate = _per_strategy(lr, point["strategy"], "lr")
+        points.append({**point, "lr": rate})
+        calls.append({"pretrained": pretrained, "train": subset, "test": test,
+                      "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
+                      **options})
     runs = run_all(_strategy_run, calls, n_jobs=n_jobs, backend=backend, address=address)
     return [{**point, **run} for point, run in zip(points, runs, strict=True)]
 
@@ -159,6 +191,129 @@ def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strate
     (new head seeded with ``seed``), trained on ``train`` and scored on ``test``."""
     model = prepare(copy.deepcopy(pretrained), strategy, train.num_classes, seed=seed)
     return train_and_score(model, train, test, seed=seed, **options)
+
+
+def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: ImageSet, *,
+                   steps: int = 100, every: int = 10, lr: float = 0.05, momentum: float = 0.9,
+                   batch_size: int = 25, patience: int | None = None,
+                   equal_steps: int | None = None, seed: int = 0, device=None) -> dict:
+    """Train ``model`` with SGD at a constant rate, scoring ``val`` every ``every`` steps.
+
+    Training runs in chunks of whole epochs of :func:`fit` (at least ``every`` updates each,
+    one optimizer throughout, so momentum carries over). A constant rate makes the model after
+    ``k`` updates the same as a run of ``k`` updates, so one run answers both "who is ahead
+    after ``equal_steps`` updates" and "how good is each at its best validation point".
+    ``patience``: stop after that many checkpoints without a higher validation accuracy
+    (early stopping), but not before ``equal_steps``; ``None`` runs all ``steps``. The test
+    set is scored twice only, on copies of the weights kept at those two points.
+
+    Returns ``curve`` (one record per checkpoint: ``step``, ``train_acc`` of the last epoch,
+    ``val_acc``, ``val_loss``), ``best_step``, ``best_val_acc``, ``best_test_acc`` (at the
+    first checkpoint with the highest validation accuracy, :func:`best_point`) and, with
+    ``equal_steps``, ``val_acc`` and ``test_acc`` at the first checkpoint at or after it
+    (:func:`point_at`). ``model`` is left with the best checkpoint's weights.
+    """
+    if steps < 1 or every < 1 or (patience is not None and patience < 1):
+        raise ValueError(f"steps={steps}, every={every} and patience={patience} must be >= 1 "
+                         "(patience may also be None: no early stopping)")
+    if equal_steps is not None and not 1 <= equal_steps <= steps:
+        raise ValueError(f"equal_steps={equal_steps} must be from 1 to steps={steps}")
+    optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=lr,
+                    momentum=momentum)
+    epochs = epochs_for(every, len(train), batch_size)
+    per_epoch = math.ceil(len(train) / batch_size)
+    curve, kept, waited = [], {}, 0
+    while not curve or curve[-1]["step"] < steps:
+        history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+                      seed=seed * 100_003 + len(curve), device=device, progress=False)
+        scores = evaluate(model, val, device=device)
+        point = {"step": (len(curve) + 1) * epochs * per_epoch,
+                 "train_acc": history.last["train_acc"], "val_acc": scores["accuracy"],
+                 "val_loss": scores["loss"]}
+        curve.append(point)
+        if equal_steps is not None and "equal" not in kept and point["step"] >= equal_steps:
+            kept["equal"] = copy.deepcopy(model.state_dict())
+        if best_point(curve) is point:
+            kept["best"], waited = copy.deepcopy(model.state_dict()), 0
+        else:
+            waited += 1
+            if patience is not None and waited >= patience and (
+                    equal_steps is None or "equal" in kept):
+                break
+    result = {"curve": curve}
+    for name in ("equal", "best"):  # best last: the model keeps the best weights
+        if name in kept:
+            model.load_state_dict(kept[name])
+            result[name] = evaluate(model, test, device=device)["accuracy"]
+    top = best_point(curve)
+    out = {"curve": curve, "best_step": top["step"], "best_val_acc": top["val_acc"],
+           "best_test_acc": result["best"]}
+    if equal_steps is not None:
+        out.update(val_acc=point_at(curve, equal_steps)["val_acc"], test_acc=result["equal"])
+    return out
+
+
+def best_point(curve: Sequence[dict], key: str = "val_acc") -> dict:
+    """The checkpoint of a :func:`learning_curve` with the highest ``key`` (the earliest on
+    ties): where early stopping on validation would have kept the model."""
+    if not curve:
+        raise ValueError("best_point: the curve has no checkpoints")
+    return max(curve, key=lambda r: (r[key], -r["step"]))
+
+
+def point_at(curve: Sequence[dict], step: int) -> dict:
+    """The first checkpoint of a :func:`learning_curve` at or after ``step`` updates."""
+    found = [r for r in curve if r["step"] >= step]
+    if not found:
+        raise ValueError(f"the curve stops at step {curve[-1]['step'] if curve else 0}, before "
+                         f"step={step}; train longer or ask for an earlier step")
+    return found[0]
+
+
+def curve_grid(pretrained: nn.Module, splits: Splits, *, strategies: Sequence[str] = STRATEGIES,
+               labels_per_class: Iterable[int] = (1, 5, 50), seeds: Iterable[int] = (0, 1, 2),
+               lr: float | Sequence[float] | Mapping[str, float | Sequence[float]] = 0.05,
+               steps: int = 100, every: int = 10, patience: int | None = None,
+               equal_steps: int | None = None, batch_size: int = 25, momentum: float = 0.9,
+               task: str | None = None, device=None, n_jobs: int = 1,
+               backend: str | None = None, address: str | None = None) -> list[dict]:
+    """:func:`learning_curve` for every (labels per class, seed, strategy, learning rate).
+
+    ``splits`` holds the labelled pool (``per_class`` subsets are drawn from its ``train``),
+    the validation set that chooses and the test set that reports. ``lr``: one rate, a list of
+    rates (the same grid for every strategy: a sweep) or a dict of either per strategy.
+
+    ``n_jobs``, ``backend``, ``address``: the runs in parallel processes or on a cluster
+    (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
+
+    Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
+    and the fields of :func:`learning_curve`. ``pretrained`` is not modified.
+    """
+    _check_strategies(strategies)
+    if equal_steps is not None and not 1 <= equal_steps <= steps:
+        raise ValueError(f"equal_steps={equal_steps} must be from 1 to steps={steps}")
+    check_jobs(n_jobs, backend)
+    train, val, test = splits
+    options = {"steps": steps, "every": every, "momentum": momentum, "batch_size": batch_size,
+               "patience": patience, "equal_steps": equal_steps, "device": device}
+    points, calls = [], []
+    for point, subset in _grid_points(train, strategies, labels_per_class, seeds, task):
+        rates = _per_strategy(lr, point["strategy"], "lr")
+        for rate in list(rates) if isinstance(rates, Sequence) else [rates]:
+            points.append({**point, "lr": rate})
+            calls.append({"pretrained": pretrained, "train": subset, "val": val, "test": test,
+                          "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
+                          **options})
+    runs = run_all(_curve_run, calls, n_jobs=n_jobs, backend=backend, address=address)
+    return [{**point, **run} for point, run in zip(points, runs, strict=True)]
+
+
+def _curve_run(pretrained: nn.Module, train: ImageSet, val: ImageSet, test: ImageSet,
+               strategy: str, seed: int, **options) -> dict:
+    """One run of :func:`curve_grid`: a copy of ``pretrained`` prepared for ``strategy``
+    (new head seeded with ``seed``), its :func:`learning_curve` on ``train``."""
+    model = prepare(copy.deepcopy(pretrained), strategy, train.num_classes, seed=seed)
+    return learning_curve(model, train, val, test, seed=seed, **options)
 
 
 def transfer_first(pretrained: nn.Module, k: int, num_classes: int, *, fine_tune: bool,

@@ -8,15 +8,20 @@ import pytest
 import torch
 from helpers import BODY_BLOCKS, tiny_cnn
 
-from ftcore.data import ImageSet
+from ftcore.data import ImageSet, Splits
 from ftcore.plots import plot_sweep
 from ftcore.surgery import STRATEGIES, blocks, is_frozen
 from ftcore.transfer import (
     TARGETS,
+    best_point,
+    curve_grid,
     epochs_for,
+    learning_curve,
     load_target,
+    load_task,
     lookup,
     pivot,
+    point_at,
     relative_change,
     strategy_grid,
     summarise,
@@ -190,3 +195,74 @@ def test_load_target_gives_lesson_03s_tasks(mnist_root):
     with pytest.raises(ValueError, match="'mnist-59' is not one of 'uci-digits'"):
         load_target("mnist-59")
     assert set(TARGETS) == {"uci-digits", "mnist-5-9", "fashion-mnist"}
+
+
+def test_learning_curve_checkpoints_and_early_stopping():
+    train, val, test = tiny_data(), tiny_data(seed=1), tiny_data(seed=2)
+    model = tiny_model(num_classes=5)
+    run = learning_curve(model, train, val, test, steps=12, every=4, lr=0.05, batch_size=10,
+                         equal_steps=5)
+    curve = run["curve"]
+    assert [r["step"] for r in curve] == [6, 12]  # 3 steps per epoch: chunks of 2 epochs
+    assert set(curve[0]) == {"step", "train_acc", "val_acc", "val_loss"}
+    top = best_point(curve)
+    assert (run["best_step"], run["best_val_acc"]) == (top["step"], top["val_acc"])
+    assert run["val_acc"] == curve[0]["val_acc"]  # the first checkpoint at or after step 5
+    correct = (model(test.images).argmax(1) == test.labels).float().mean().item()
+    assert run["best_test_acc"] == pytest.approx(correct), "the model keeps the best weights"
+    assert (model(val.images).argmax(1) == val.labels).float().mean().item() == pytest.approx(
+        top["val_acc"])
+    # lr ~0: validation never improves after the first checkpoint, so patience stops it
+    frozen = learning_curve(tiny_model(num_classes=5), train, val, test, steps=60, every=3,
+                            lr=1e-12, batch_size=10, patience=2)
+    assert [r["step"] for r in frozen["curve"]] == [3, 6, 9]
+    late = learning_curve(tiny_model(num_classes=5), train, val, test, steps=60, every=3,
+                          lr=1e-12, batch_size=10, patience=2, equal_steps=15)
+    assert late["curve"][-1]["step"] == 15, "no early stop before the equal-steps point"
+    with pytest.raises(ValueError, match="every=0"):
+        learning_curve(tiny_model(num_classes=5), train, val, test, every=0)
+    with pytest.raises(ValueError, match="equal_steps=20 must be from 1 to steps=10"):
+        learning_curve(tiny_model(num_classes=5), train, val, test, steps=10, equal_steps=20)
+
+
+def test_best_point_and_point_at():
+    curve = [{"step": 10, "val_acc": 0.5}, {"step": 20, "val_acc": 0.7},
+             {"step": 30, "val_acc": 0.7}, {"step": 40, "val_acc": 0.6}]
+    assert best_point(curve)["step"] == 20  # the earliest of the tied best
+    assert point_at(curve, 20)["step"] == 20 and point_at(curve, 21)["step"] == 30
+    with pytest.raises(ValueError, match="stops at step 40, before step=50"):
+        point_at(curve, 50)
+    with pytest.raises(ValueError, match="no checkpoints"):
+        best_point([])
+
+
+def test_curve_grid_sweeps_rates_per_strategy_and_leaves_the_model_alone():
+    pretrained = tiny_model()
+    before = copy.deepcopy(pretrained)
+    splits = Splits(tiny_data(), tiny_data(seed=1), tiny_data(seed=2))
+    lr = {"scratch": [0.01, 0.1], "full": 0.02}
+    records = curve_grid(pretrained, splits, strategies=("scratch", "full"), labels_per_class=(2,),
+                         seeds=(0, 1), lr=lr, steps=6, every=2, equal_steps=4, batch_size=5,
+                         task="t")
+    assert same_state(before, pretrained)
+    assert sorted((r["strategy"], r["seed"], r["lr"]) for r in records) == [
+        ("full", 0, 0.02), ("full", 1, 0.02), ("scratch", 0, 0.01), ("scratch", 0, 0.1),
+        ("scratch", 1, 0.01), ("scratch", 1, 0.1)]
+    for r in records:
+        assert r["best_step"] == best_point(r["curve"])["step"] and r["task"] == "t"
+        assert r["val_acc"] == point_at(r["curve"], 4)["val_acc"]
+        assert 0 <= r["test_acc"] <= 1 and 0 <= r["best_test_acc"] <= 1
+    rates = {r["lr"]: r["curve"] for r in records if r["strategy"] == "scratch" and r["seed"] == 0}
+    assert rates[0.01] != rates[0.1]  # each rate starts from its own fresh copy, so they differ
+    with pytest.raises(ValueError, match="equal_steps=8 must be from 1 to steps=6"):
+        curve_grid(pretrained, splits, steps=6, equal_steps=8)
+    with pytest.raises(ValueError, match="strategy='fulll'"):
+        curve_grid(pretrained, splits, strategies=("fulll",))
+
+
+def test_load_task_has_a_validation_split_and_a_pretrain_seed(mnist_root):
+    model, (pool, val, test) = load_task("mnist-5-9", pretrain_epochs=1, val_per_class=4)
+    assert model.head.out_features == 5 and val.class_counts().tolist() == [4] * 5
+    assert set(val.labels.tolist()) == set(range(5)) and len(test) > len(val)
+    other, _ = load_task("mnist-5-9", pretrain_epochs=1, pretrain_seed=1)
+    assert not same_state(model, other)
