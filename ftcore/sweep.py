@@ -192,3 +192,43 @@ def _numeric(text: str) -> bool:
 
 def _is_nan(value) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def selection_bias(correct, n_val: int, repeats: int = 200, seed: int = 0) -> list[dict]:
+    """The winner's curse, measured over many selections instead of one.
+
+    ``correct`` is a 0/1 matrix (candidates, N): candidate ``c`` got held-out example ``i``
+    right, on N examples that no candidate trained on (a list of lists, a NumPy array or a
+    tensor). Each of ``repeats`` rounds splits the N examples at random into ``n_val`` for
+    validation and the other ``N - n_val`` as new data, chooses the candidate with the highest
+    validation accuracy (the first on ties, like :func:`best`), and returns one record per round:
+    ``{"repeat", "chosen", "val_acc", "new_acc", "optimism"}``, with ``optimism = val_acc -
+    new_acc`` of the chosen candidate. With one candidate there is no choice, so its optimism
+    averages to zero: the control. The same ``seed`` gives the same splits for any ``correct``.
+    """
+    import numpy as np
+
+    correct = np.asarray(correct.cpu() if hasattr(correct, "cpu") else correct, dtype=float)
+    if correct.ndim != 2 or correct.shape[0] < 1 or correct.shape[1] < 2:
+        raise ValueError(f"correct has shape {correct.shape}; it must be a matrix "
+                         "(candidates, examples) with at least 1 candidate and 2 examples")
+    if not np.isin(correct, (0.0, 1.0)).all():
+        raise ValueError("correct must hold 0/1 (or True/False): was each example classified "
+                         "correctly by each candidate")
+    n = correct.shape[1]
+    if not (isinstance(n_val, int) and 1 <= n_val < n):
+        raise ValueError(f"n_val={n_val!r} must be an integer from 1 to {n - 1} (the examples "
+                         "left over are the new data)")
+    if not (isinstance(repeats, int) and repeats >= 1):
+        raise ValueError(f"repeats={repeats!r} must be an integer >= 1")
+    rng = np.random.default_rng(seed)
+    records = []
+    for repeat in range(repeats):
+        is_val = np.zeros(n, dtype=bool)
+        is_val[rng.permutation(n)[:n_val]] = True
+        val_acc, new_acc = correct[:, is_val].mean(axis=1), correct[:, ~is_val].mean(axis=1)
+        chosen = int(np.argmax(val_acc))  # the first of the tied best, as best() does
+        records.append({"repeat": repeat, "chosen": chosen, "val_acc": float(val_acc[chosen]),
+                        "new_acc": float(new_acc[chosen]),
+                        "optimism": float(val_acc[chosen] - new_acc[chosen])})
+    return records

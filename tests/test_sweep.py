@@ -135,3 +135,43 @@ def test_summary_and_spread_of_over_seeds():
         spread_of(runs, "acc", lr=1.0)
     with pytest.raises(KeyError, match="val_acc"):
         summary(runs, "lr", "val_acc")
+
+
+def test_selection_bias_chosen_score_is_optimistic_and_one_candidate_is_not():
+    import numpy as np
+
+    from ftcore.sweep import selection_bias
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((12, 600)) < 0.8          # 12 equally good candidates: any gap is luck
+    chosen = selection_bias(correct, n_val=200, repeats=300, seed=1)
+    alone = selection_bias(correct[:1], n_val=200, repeats=300, seed=1)
+    assert len(chosen) == 300 and set(chosen[0]) == {"repeat", "chosen", "val_acc", "new_acc",
+                                                     "optimism"}
+    mean = np.mean([r["optimism"] for r in chosen])
+    control = np.mean([r["optimism"] for r in alone])
+    assert mean > 0.02 and abs(control) < 0.005     # selection overstates; no choice does not
+    assert all(r["optimism"] == r["val_acc"] - r["new_acc"] for r in chosen)
+    assert len({r["chosen"] for r in chosen}) > 3   # luck picks different winners
+    assert selection_bias(correct, 200, 5, seed=1) == chosen[:5]   # same seed, same splits
+
+
+def test_selection_bias_picks_the_better_candidate_and_the_first_on_ties():
+    from ftcore.sweep import selection_bias
+
+    correct = [[1, 0] * 50, [1] * 100, [1] * 100]   # candidates 1 and 2 tie, always right
+    rounds = selection_bias(correct, n_val=40, repeats=10)
+    assert all(r["chosen"] == 1 and r["optimism"] == 0 for r in rounds)
+
+
+def test_selection_bias_rejects_bad_input_before_work():
+    from ftcore.sweep import selection_bias
+
+    with pytest.raises(ValueError, match="n_val=100"):
+        selection_bias([[1, 0] * 50], n_val=100)
+    with pytest.raises(ValueError, match="0/1"):
+        selection_bias([[0.5, 1.0, 0.0]], n_val=1)
+    with pytest.raises(ValueError, match="shape"):
+        selection_bias([1, 0, 1], n_val=1)
+    with pytest.raises(ValueError, match="repeats"):
+        selection_bias([[1, 0, 1]], n_val=1, repeats=0)
