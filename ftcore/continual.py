@@ -314,10 +314,7 @@ def run_sequence(model: nn.Module, tasks: list[Task], remedy: str | Naive = "nai
 
     def test_all() -> list[float]:
         start = time.perf_counter()
-        logits = predict(model, test_images, device=device).split(
-            [len(t.test) for t in tasks])
-        scores = [(out[:, list(t.outputs)].argmax(1) == t.test.labels).float().mean().item()
-                  for out, t in zip(logits, tasks, strict=True)]
+        scores = task_accuracies(model, tasks, device, test_images)
         testing[0] += time.perf_counter() - start
         return scores
 
@@ -354,6 +351,50 @@ def run_sequence(model: nn.Module, tasks: list[Task], remedy: str | Naive = "nai
     result.seconds = time.perf_counter() - start - testing[0]
     result.memory = remedy.memory()
     return result
+
+
+def task_accuracies(model: nn.Module, tasks: list[Task], device=None,
+                    test_images: torch.Tensor | None = None) -> list[float]:
+    """Test accuracy on every task, each read from its own output units: a list of T floats.
+
+    ``test_images`` is ``torch.cat([t.test.images for t in tasks])`` (N, 1, 28, 28), if the
+    caller already has it: one forward pass tests every task.
+    """
+    if test_images is None:
+        test_images = torch.cat([t.test.images for t in tasks])
+    logits = predict(model, test_images, device=device).split([len(t.test) for t in tasks])
+    return [(out[:, list(t.outputs)].argmax(1) == t.test.labels).float().mean().item()
+            for out, t in zip(logits, tasks, strict=True)]
+
+
+def joint_training(model: nn.Module, tasks: list[Task], *, epochs: int = 1, lr: float = 0.03,
+                   momentum: float = 0.7, batch_size: int = 64, seed: int = 0,
+                   device=None) -> dict:
+    """The upper reference point of continual learning: train ``model`` (in place) on the
+    training sets of ALL ``tasks`` at once, shuffled together, as if none were ever taken away.
+
+    Each task's label k is trained on its output unit ``outputs[k]``, so the scenarios keep
+    their heads (task-incremental tasks their own units, class-incremental ones all ten).
+    ``epochs`` passes over the union: the same number of examples as training the tasks one
+    after the other for ``epochs`` each.
+    Returns ``{"remedy": "joint", "accuracy": [test accuracy per task], "average_accuracy":
+    mean over tasks}``, the joint model's counterpart of the last row of R.
+    """
+    tasks = _check_tasks(tasks)
+    if epochs < 1:
+        raise ValueError(f"epochs={epochs} must be >= 1")
+    units = sorted({u for t in tasks for u in t.outputs})
+    position = torch.full((max(units) + 1,), -1, dtype=torch.int64)
+    position[units] = torch.arange(len(units))
+    labels = torch.cat([position[torch.tensor(t.outputs)[t.train.labels]] for t in tasks])
+    union = ImageSet(torch.cat([t.train.images for t in tasks]), labels,
+                     tuple(str(u) for u in units), "all tasks")
+    device = pick_device(device)
+    fit(OutputSlice(model.to(device), tuple(units)), union, epochs=epochs, lr=lr,
+        momentum=momentum, batch_size=batch_size, seed=seed, device=device, progress=False)
+    accuracy = task_accuracies(model, tasks, device)
+    return {"remedy": "joint", "accuracy": accuracy,
+            "average_accuracy": sum(accuracy) / len(accuracy)}
 
 
 def compare_remedies(model: nn.Module, tasks: list[Task], remedies: dict, *, n_jobs: int = 1,

@@ -18,6 +18,7 @@ from ftcore.continual import (
     backward_transfer,
     compare_remedies,
     forgetting,
+    joint_training,
     mnist_to_fashion,
     mnist_to_uci,
     output_size,
@@ -27,6 +28,7 @@ from ftcore.continual import (
     plasticity,
     run_sequence,
     split_mnist,
+    task_accuracies,
     task_sequence,
 )
 from ftcore.data import ImageSet, Splits
@@ -448,6 +450,42 @@ def test_compare_remedies_runs_each_remedy_on_a_copy():
 
 
 # --- bad input --------------------------------------------------------------------------------
+
+def test_task_accuracies_read_each_task_from_its_own_output_units():
+    tasks = two_tasks("separate")
+    model = small_mlp(20)
+    scores = task_accuracies(model, tasks)
+    assert scores == [pytest.approx(evaluate(OutputSlice(model, t.outputs), t.test)["accuracy"])
+                      for t in tasks]
+
+
+def test_joint_training_learns_every_task_of_a_class_incremental_sequence():
+    tasks = split_mnist(toy_splits(), "class")
+    sequential = run_sequence(small_mlp(), tasks, "naive", epochs=20, batch_size=8, lr=0.1)
+    model = small_mlp()
+    joint = joint_training(model, tasks, epochs=20, batch_size=8, lr=0.1)
+    assert joint["remedy"] == "joint" and len(joint["accuracy"]) == len(tasks)
+    assert joint["accuracy"] == task_accuracies(model, tasks)  # the model was trained in place
+    assert joint["average_accuracy"] == pytest.approx(sum(joint["accuracy"]) / len(tasks))
+    assert min(joint["accuracy"]) > 0.9                   # nothing is taken away: all kept
+    assert sequential.accuracy[-1][0] < 0.5               # while one after the other forgets
+
+
+def test_joint_training_trains_each_task_on_its_own_units():
+    tasks = two_tasks("separate")  # task a on units 0-9, task b on 10-19
+    model = small_mlp(20)
+    joint = joint_training(model, tasks, epochs=5, batch_size=8, lr=0.1)
+    assert min(joint["accuracy"]) > 0.9
+    again = joint_training(small_mlp(20), tasks, epochs=5, batch_size=8, lr=0.1)
+    assert again["accuracy"] == joint["accuracy"]        # reproducible from its seed
+
+
+def test_joint_training_refuses_bad_settings():
+    with pytest.raises(ValueError, match="epochs"):
+        joint_training(small_mlp(), split_mnist(toy_splits(), "class"), epochs=0)
+    with pytest.raises(ValueError, match="empty"):
+        joint_training(small_mlp(), [])
+
 
 def test_an_empty_task_sequence_is_refused():
     with pytest.raises(ValueError, match="task sequence is empty"):
