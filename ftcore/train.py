@@ -30,7 +30,7 @@ from .optim import SGD, check_hyperparameters
 from .runtime import pick_device, progress_enabled
 
 SCHEDULES = ("constant", "cosine")
-DIVERGENCE = ("raise", "stop")
+DIVERGENCE = ("raise", "stop", "continue")
 #: An epoch's mean training loss above this counts as diverged (chance level is ln(C), 2.3
 #: for ten classes: a cross-entropy of 10,000 means logits thrown thousands of units apart).
 LOSS_LIMIT = 1e4
@@ -97,7 +97,9 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             ``LOSS_LIMIT`` (the weights are then ruined): ``"raise"`` (default) stops with a
             ``FloatingPointError`` naming the epoch and the learning rate; ``"stop"`` ends
             training, marks ``history.diverged`` and returns, so a learning-rate sweep can
-            record a too-large rate as a result.
+            record a too-large rate as a result; ``"continue"`` marks ``history.diverged``
+            and trains on, for a sweep that shows what a too-large rate does over the whole
+            run (lesson 03's rate grid).
 
     Every argument is checked before any work, and before the model is changed.
     """
@@ -174,6 +176,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                 if on_divergence == "raise":
                     raise FloatingPointError(_divergence_message(record, optimizer))
                 history.diverged = True
+            if history.diverged and on_divergence == "stop":
                 history.records.append({**record, **({"val_loss": math.nan, "val_acc": math.nan}
                                                      if val is not None else {}),
                                         "seconds": time.perf_counter() - start})

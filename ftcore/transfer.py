@@ -225,7 +225,8 @@ def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: Image
     curve, kept, waited = [], {}, 0
     while not curve or curve[-1]["step"] < steps:
         history = fit(model, train, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
-                      seed=seed * 100_003 + len(curve), device=device, progress=False)
+                      seed=seed * 100_003 + len(curve), device=device, progress=False,
+                      on_divergence="continue")  # a too-large rate is a result of the sweep
         scores = evaluate(model, val, device=device)
         point = {"step": (len(curve) + 1) * epochs * per_epoch,
                  "train_acc": history.last["train_acc"], "val_acc": scores["accuracy"],

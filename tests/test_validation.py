@@ -381,3 +381,11 @@ def test_load_checkpoint_of_a_plain_state_dict_says_how_to_load_it(tmp_path):
 def test_evaluate_shifts_refuses_a_lone_string(tiny):
     with pytest.raises(ValueError, match=r"shifts='rotation' must be a list.*\['rotation'\]"):
         evaluate_shifts(tiny_cnn(num_classes=2), tiny, shifts="rotation")
+
+
+def test_a_sweep_can_train_through_a_divergence_to_show_it(tiny):
+    history = fit(tiny_cnn(num_classes=2), tiny, epochs=3, lr=1e4, batch_size=8,
+                  on_divergence="continue")
+    assert history.diverged and len(history) == 3  # every epoch ran, and the blow-up is noted
+    with pytest.raises(ValueError, match="on_divergence"):
+        fit(tiny_cnn(num_classes=2), tiny, epochs=1, on_divergence="ignore")
