@@ -128,11 +128,9 @@ def bench_startup() -> tuple[float, float, float]:
 def bench_grid() -> tuple[float, float]:
     """Seconds of lesson 03's grid on UCI digits (4 strategies x 4 label budgets x 3 seeds,
     30 steps each: 48 runs), serially and with ``n_jobs=2``; the records must be equal."""
-    from ftcore.pretrained import pretrained_cnn
     from ftcore.transfer import load_target, strategy_grid
 
-    model, pool, test = load_target("uci-digits")
-    pretrained_cnn()  # cached before timing
+    model, pool, test = load_target("uci-digits")  # trains and caches the model before timing
     options = dict(labels_per_class=(1, 5, 10, 50), seeds=(0, 1, 2), steps=30, batch_size=25,
                    lr=0.05)
     threads = torch.get_num_threads()
