@@ -11,7 +11,7 @@ Targets (from the foundation issue) are printed next to each ratio:
 * ``ftcore.optim.SGD.step`` within 1.5x of ``torch.optim.SGD.step``;
 * start-up: ``python -m ftcore --help`` <= 1 s (it imports no PyTorch), and
   ``from ftcore import fit`` <= 1.3x ``import torch`` (fresh interpreters, median of 3);
-* lesson 03's experiment grid with ``n_jobs=2`` >= 1.6x faster than serially (2 cores);
+* lesson 04's experiment grid with ``n_jobs=2`` >= 1.6x faster than serially (2 cores);
 * pre-training: >= 97% held-out test accuracy in <= 30 s; its peak memory;
 * every lesson executes in <= 60 s, and in <= 2x that time while one other CPU-bound process
   competes for the cores (a student's busy laptop).
@@ -126,7 +126,7 @@ def bench_startup() -> tuple[float, float, float]:
 
 
 def bench_grid() -> tuple[float, float]:
-    """Seconds of lesson 03's grid on UCI digits (4 strategies x 4 label budgets x 3 seeds,
+    """Seconds of lesson 04's grid on UCI digits (4 strategies x 4 label budgets x 3 seeds,
     30 steps each: 48 runs), serially and with ``n_jobs=2``; the records must be equal."""
     from ftcore.transfer import load_target, strategy_grid
 
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     report("from ftcore import fit / import torch", f"{ftcore_s / torch_s:.2f}x  ({ftcore_s:.2f}"
            f" vs {torch_s:.2f} s; target <= 1.3x)", ftcore_s / torch_s <= 1.3)
     serial_s, parallel_s = bench_grid()
-    report("lesson 03 grid: serial / n_jobs=2", f"{serial_s / parallel_s:.2f}x faster  "
+    report("lesson 04 grid: serial / n_jobs=2", f"{serial_s / parallel_s:.2f}x faster  "
            f"({serial_s:.1f} vs {parallel_s:.1f} s, same records; target >= 1.6x)",
            serial_s / parallel_s >= 1.6)
     report("ftcore SGD step / torch.optim.SGD step", f"{ours / theirs:.2f}x  ({ours:.0f} vs "

@@ -2,10 +2,10 @@
 
 ::
 
-    python -m ftcore pretrain                          # lesson 02: the MNIST model, cached
-    python -m ftcore finetune --target uci-digits      # lesson 03: strategies x label budgets
-    python -m ftcore shifts --shift rotation noise     # lesson 07: accuracy under corruptions
-    python -m ftcore continual --scenario permuted     # lesson 08: forgetting and its remedies
+    python -m ftcore pretrain                          # lesson 03: the MNIST model, cached
+    python -m ftcore finetune --target uci-digits      # lesson 04: strategies x label budgets
+    python -m ftcore shifts --shift rotation noise     # lesson 08: accuracy under corruptions
+    python -m ftcore continual --scenario permuted     # lesson 09: forgetting and its remedies
     python -m ftcore student-edition --out student/    # the lessons without their solutions
     python -m ftcore check submitted/*.ipynb           # grade students' notebooks
     python -m ftcore export --format otter --out DIR   # the exercises for nbgrader or otter
@@ -47,10 +47,10 @@ USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, PermissionError,
 DEVICES = ("auto", "cpu", "cuda", "mps")
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
-# Lesson 03's sizes (transfer learning).
+# Lesson 04's sizes (transfer learning).
 FINETUNE_LR = {"scratch": 0.05, "feature_extraction": 0.1, "partial": 0.05, "full": 0.03}
 FASHION_TEST_PER_CLASS = 50    # a 500-image Fashion-MNIST test subset keeps scoring quick
-# Lesson 08's sizes (catastrophic forgetting).
+# Lesson 09's sizes (catastrophic forgetting).
 MLP_HIDDEN = (100, 100)
 SEQUENCE_TRAINING = {"momentum": 0.7, "batch_size": 64}
 FASHION_SEQUENCE_PER_CLASS = (300, 100)  # Fashion-MNIST train / test images per class
@@ -58,7 +58,7 @@ FASHION_SEQUENCE_PER_CLASS = (300, 100)  # Fashion-MNIST train / test images per
 
 @dataclass(frozen=True)
 class Scenario:
-    """A task sequence of lesson 08 and the epochs it trains the first task and each later one."""
+    """A task sequence of lesson 09 and the epochs it trains the first task and each later one."""
 
     description: str
     first_epochs: int
@@ -223,7 +223,7 @@ def load(args, name: str) -> Splits:
 
 
 def pretrained_model(args, classes: Iterable[int] = range(10)):
-    """Lesson 02's pre-trained CNN on ``--source`` MNIST (``--pretrain-epochs``), trained and
+    """Lesson 03's pre-trained CNN on ``--source`` MNIST (``--pretrain-epochs``), trained and
     cached the first time."""
     from .pretrained import PretrainConfig, pretrained_cnn
 
@@ -251,7 +251,7 @@ def add_pretrain_epochs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pretrain-epochs", type=positive_int,
                         default=PRETRAIN_EPOCHS, metavar="N",
                         help=f"epochs of the pre-trained model to start from (default: "
-                             f"{PRETRAIN_EPOCHS}, lesson 02's; another value trains "
+                             f"{PRETRAIN_EPOCHS}, lesson 03's; another value trains "
                              "and caches another model)")
 
 
@@ -270,10 +270,10 @@ def report(args, text: str, figure: Callable[[], object]) -> int:
     return 0
 
 
-# --- pretrain (lesson 02) ---------------------------------------------------------------------
+# --- pretrain (lesson 03) ---------------------------------------------------------------------
 
 def pretrain_command(args) -> int:
-    """Pre-train lesson 02's SmallCNN on MNIST (or on some of its digits) with ftcore's SGD and
+    """Pre-train lesson 03's SmallCNN on MNIST (or on some of its digits) with ftcore's SGD and
     cache it where the later lessons look for it; print the history of every epoch and the test
     accuracy, and plot the learning curves. A cached model is loaded, not trained again (unless
     --retrain)."""
@@ -308,7 +308,7 @@ def pretrain_command(args) -> int:
 def pretrain_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--classes", type=int, **SEVERAL, default=list(range(10)),
                         choices=range(10), metavar="DIGIT",
-                        help="the digits to pre-train on (default: all ten; lesson 03's "
+                        help="the digits to pre-train on (default: all ten; lesson 04's "
                              "mnist-5-9 target starts from 0 1 2 3 4)")
     parser.add_argument("--epochs", type=positive_int, default=PRETRAIN_EPOCHS, metavar="N",
                         help=f"passes over the training set (default: {PRETRAIN_EPOCHS})")
@@ -316,10 +316,10 @@ def pretrain_parser(parser: argparse.ArgumentParser) -> None:
                         help="train again even if the checkpoint is cached")
 
 
-# --- finetune (lesson 03) ---------------------------------------------------------------------
+# --- finetune (lesson 04) ---------------------------------------------------------------------
 
 def target_task(args, name: str):
-    """(pre-trained model, labelled pool, test set) of one of lesson 03's targets."""
+    """(pre-trained model, labelled pool, test set) of one of lesson 04's targets."""
     from .transfer import load_target
 
     return load_target(name, source=mnist_source(args), seed=args.seed, root=args.data_root,
@@ -344,7 +344,7 @@ def seed_list(args) -> list[int]:
 
 
 def finetune_command(args) -> int:
-    """Lesson 03's experiment: fine-tune the pre-trained CNN on each target with each strategy
+    """Lesson 04's experiment: fine-tune the pre-trained CNN on each target with each strategy
     (scratch, feature extraction, partial, full) on a few labelled examples per class,
     repeated over seeds, every run with the same number of SGD steps; print the mean ± std
     test accuracy per strategy and label budget, and plot it against the budget."""
@@ -396,7 +396,7 @@ def finetune_parser(parser: argparse.ArgumentParser) -> None:
                         help="SGD updates per run, the same for every strategy and label "
                              "budget (default: 30)")
     parser.add_argument("--lr", type=positive_float, default=None,
-                        help="learning rate of every strategy (default: lesson 03's, "
+                        help="learning rate of every strategy (default: lesson 04's, "
                              + ", ".join(f"{k} {v}" for k, v in FINETUNE_LR.items()) + ")")
     parser.add_argument("--batch-size", type=positive_int, default=25, metavar="N",
                         help="(default: 25)")
@@ -404,10 +404,10 @@ def finetune_parser(parser: argparse.ArgumentParser) -> None:
     add_parallel_options(parser)
 
 
-# --- shifts (lesson 07) -----------------------------------------------------------------------
+# --- shifts (lesson 08) -----------------------------------------------------------------------
 
 def shifts_command(args) -> int:
-    """Lesson 07's experiment: the pre-trained CNN on MNIST test images corrupted by each
+    """Lesson 08's experiment: the pre-trained CNN on MNIST test images corrupted by each
     shift at each severity (in the spirit of MNIST-C); print the accuracy per shift and
     severity, and plot accuracy and confidence against the severity."""
     import torch
@@ -446,11 +446,11 @@ def shifts_parser(parser: argparse.ArgumentParser) -> None:
                         default=list(SEVERITIES), metavar="LEVEL",
                         help="1 (mild) .. 5 (severe) (default: all)")
     parser.add_argument("--images", type=positive_int, default=500, metavar="N",
-                        help="MNIST test images to corrupt (default: 500, as lesson 07)")
+                        help="MNIST test images to corrupt (default: 500, as lesson 08)")
     add_pretrain_epochs(parser)
 
 
-# --- continual (lesson 08) --------------------------------------------------------------------
+# --- continual (lesson 09) --------------------------------------------------------------------
 
 def scenario_tasks(args) -> list:
     """The task sequence of ``--scenario``, on ``--source`` MNIST."""
@@ -475,7 +475,7 @@ def scenario_tasks(args) -> list:
 
 
 def continual_command(args) -> int:
-    """Lesson 08's experiment: an MLP learns the first task of a sequence, then each remedy
+    """Lesson 09's experiment: an MLP learns the first task of a sequence, then each remedy
     trains a copy of it on the later tasks, one after the other; print each remedy's average
     accuracy, forgetting, backward transfer, plasticity and costs, and plot its accuracy
     matrix R[i, j] (accuracy on task j after training on task i)."""
@@ -515,7 +515,7 @@ def continual_parser(parser: argparse.ArgumentParser) -> None:
                         + " (default: split-class)")
     parser.add_argument("--remedy", **SEVERAL, choices=REMEDY_NAMES, default=list(REMEDY_NAMES),
                         metavar="REMEDY", help=f"how each later task is trained: "
-                        f"{', '.join(REMEDY_NAMES)} (default: all, with lesson 08's settings)")
+                        f"{', '.join(REMEDY_NAMES)} (default: all, with lesson 09's settings)")
     parser.add_argument("--first-epochs", type=positive_int, default=None, metavar="N",
                         help="passes over the first task (default: 2; 5 for mnist-uci and "
                              "mnist-fashion)")
@@ -627,20 +627,20 @@ class Command:
 
 COMMANDS = {
     "pretrain": Command(
-        "pre-train and cache the MNIST CNN (lesson 02)",
+        "pre-train and cache the MNIST CNN (lesson 03)",
         "python -m ftcore pretrain --source full --download --epochs 20",
         pretrain_parser, pretrain_command),
     "finetune": Command(
-        "fine-tuning strategies x label budgets (lesson 03)",
+        "fine-tuning strategies x label budgets (lesson 04)",
         "python -m ftcore finetune --target uci-digits --strategy scratch full "
         "--labels-per-class 1 5 10 50 200 --seeds 5",
         finetune_parser, finetune_command),
     "shifts": Command(
-        "the pre-trained model on corrupted digits (lesson 07)",
+        "the pre-trained model on corrupted digits (lesson 08)",
         "python -m ftcore shifts --shift rotation noise blur --severity 1 3 5 --images 1000",
         shifts_parser, shifts_command),
     "continual": Command(
-        "forgetting in a task sequence, per remedy (lesson 08)",
+        "forgetting in a task sequence, per remedy (lesson 09)",
         "python -m ftcore continual --scenario permuted --remedy naive ewc replay",
         continual_parser, continual_command),
     "student-edition": Command(

@@ -13,11 +13,11 @@ SHIFT_NAMES = ("rotation", "shear", "scale", "translation", "inversion", "noise"
 SEVERITIES = (1, 2, 3, 4, 5)
 #: :data:`ftcore.remedies.REMEDIES`, the ways to train a later task of a sequence.
 REMEDY_NAMES = ("naive", "freeze", "low_lr", "replay", "ewc", "l2sp")
-#: Lesson 03's targets (:func:`ftcore.transfer.load_target`) and what each one is.
+#: Lesson 04's targets (:func:`ftcore.transfer.load_target`) and what each one is.
 TARGETS = {
     "uci-digits": "UCI digits (near): other writers, 8x8 scans; the model pre-trained on 0-9",
     "mnist-5-9": "MNIST digits 5-9 (new classes), from a model pre-trained on digits 0-4",
     "fashion-mnist": "Fashion-MNIST (far): clothes; the model pre-trained on 0-9",
 }
-#: Epochs of lesson 02's pre-training (:class:`ftcore.pretrained.PretrainConfig`).
+#: Epochs of lesson 03's pre-training (:class:`ftcore.pretrained.PretrainConfig`).
 PRETRAIN_EPOCHS = 12

@@ -99,7 +99,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             training, marks ``history.diverged`` and returns, so a learning-rate sweep can
             record a too-large rate as a result; ``"continue"`` marks ``history.diverged``
             and trains on, for a sweep that shows what a too-large rate does over the whole
-            run (lesson 03's rate grid).
+            run (lesson 04's rate grid).
 
     Every argument is checked before any work, and before the model is changed.
     """

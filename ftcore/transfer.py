@@ -19,7 +19,7 @@ from torch import nn
 
 from .data import ImageSet, Splits, keep_classes, load_dataset, per_class
 from .models import count_parameters
-from .names import TARGETS  # lesson 03's targets: name -> what it is
+from .names import TARGETS  # lesson 04's targets: name -> what it is
 from .optim import SGD
 from .parallel import check_jobs, run_all
 from .pretrained import PretrainConfig, pretrained_cnn

@@ -2,7 +2,7 @@
 
 The source folder is the repository itself (``sphinx-build -c site . OUT``), so the README, the
 lessons and the datasheet are read where they live and the README's relative links
-(``lessons/02_pretraining_on_mnist.ipynb``, ``datasets/README.md``) resolve on the site as they
+(``lessons/03_pretraining_on_mnist.ipynb``, ``datasets/README.md``) resolve on the site as they
 do on GitHub. ``include_patterns`` keeps everything else out. The lessons are rendered from their
 committed outputs, never executed (``nb_execution_mode = "off"``). MathJax is served with the
 site from the npm package (``site/node_modules``, installed by ``site/build``), not a CDN.

@@ -220,7 +220,7 @@ def test_search_finds_the_regularisation_lesson(browser, base):
     results = page.eval_on_selector_all("#search-results ul.search li a",
                                         "as => as.map(a => a.href)")
     page.screenshot(path=SHOTS / "search-dropout.png")
-    assert any("lessons/06_regularization_and_hyperparameters.html" in r for r in results)
+    assert any("lessons/07_regularization_and_hyperparameters.html" in r for r in results)
     assert visit.errors == [] and visit.external == []
     visit.close()
 

@@ -214,7 +214,7 @@ def test_student_edition_writes_stubs_and_refuses_to_overwrite(lessons, tmp_path
 def test_check_refuses_to_save_over_the_submissions_and_leaves_them_alone(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
-    submission = subs / "09_student.ipynb"
+    submission = subs / "10_student.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("work")]),
                    submission)
     before = submission.read_bytes()
@@ -332,14 +332,14 @@ def test_python_dash_m_ftcore_check_grades_a_real_notebook(tmp_path):
     path = tmp_path / "submitted.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "from ftcore.exercises import check\ndef accuracy(*args):\n    return 2.0\n"
-        "check('02.1', accuracy)")]), path)
+        "check('03.1', accuracy)")]), path)
     done = subprocess.run([sys.executable, "-m", "ftcore", "check", path.name, "--timeout", "60"],
                           cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr  # the kernel ran the check, which did not pass
     rows = [row[:3] for row in table_rows(done.stdout, "notebook")[1:]]
-    assert rows == [["submitted.ipynb", "02.1", "incorrect"],
-                    ["submitted.ipynb", "02.2", "missing"], ["submitted.ipynb", "02.3", "missing"]]
+    assert rows == [["submitted.ipynb", "03.1", "incorrect"],
+                    ["submitted.ipynb", "03.2", "missing"], ["submitted.ipynb", "03.3", "missing"]]
     assert "0 of 3 exercise checks passed" in done.stdout
 
 

@@ -3,149 +3,174 @@ mistake fails with a message that points at it (without the answer)."""
 
 from __future__ import annotations
 
-import copy
-
+import numpy as np
 import pytest
 import torch
 from helpers import fails, passes
-from torch import nn
 
-# --- 03.1 a new head for k classes -------------------------------------------------------------
-
-def test_new_head_sized_from_the_old_weight_passes():
-    def new_head(model, num_classes):
-        model.add_module("head", nn.Linear(model.head.weight.shape[1], num_classes))
-        return model
-
-    passes("03.1", new_head)
+# --- 03.1 accuracy, measured in evaluation mode ------------------------------------------------
 
 
-def _head_for_128_features(model, num_classes):  # SmallCNN's default, hard-coded
-    model.head = nn.Linear(128, num_classes)
-    return model
-
-
-def _only_out_features(model, num_classes):
-    model.head.out_features = num_classes
-    return model
-
-
-def _on_a_copy(model, num_classes):
-    model = copy.deepcopy(model)
-    model.head = nn.Linear(model.head.in_features, num_classes)
-    return model
-
-
-def _old_rows_kept(model, num_classes):
-    old = model.head
-    model.head = nn.Linear(old.in_features, num_classes)
+def _predictions(model, images, batch_size, eval_mode=True):
+    if eval_mode:
+        model.eval()
     with torch.no_grad():
-        model.head.weight.copy_(old.weight[:num_classes])
-        model.head.bias.copy_(old.bias[:num_classes])
-    return model
+        return torch.cat([model(x).argmax(dim=1) for x in images.split(batch_size)])
 
 
-def _everything_reset(model, num_classes):
-    for module in model.modules():
-        if hasattr(module, "reset_parameters"):
-            module.reset_parameters()
-    model.head = nn.Linear(model.head.in_features, num_classes)
-    return model
+def test_accuracy_from_all_predictions_passes():
+    def accuracy(model, images, labels, batch_size=256):
+        was_training = model.training  # and leaves the model as it found it
+        correct = _predictions(model, images, batch_size) == labels
+        model.train(was_training)
+        return correct.double().mean()
+
+    passes("03.1", accuracy)
 
 
-@pytest.mark.parametrize("answer, fragment", [
-    (_head_for_128_features, "read the size from the old head"),
-    (_only_out_features, "still the old layer"),
-    (_on_a_copy, "in place"),
-    (_old_rows_kept, "starts from the old head's weights"),
-    (_everything_reset, "body's weights changed"),
-], ids=lambda value: value.__name__.strip("_") if callable(value) else "")
-def test_new_head_mistakes_are_named(answer, fragment):
-    fails("03.1", answer, fragment)
-
-
-# --- 03.2 freeze the body for feature extraction -----------------------------------------------
-
-def test_feature_extraction_returning_a_filter_passes():
-    def feature_extraction(model):
-        model.requires_grad_(False)
-        model.head.requires_grad_(True)
-        return filter(lambda p: p.requires_grad, model.parameters())
-
-    passes("03.2", feature_extraction)
-
-
-def _freeze_all(model):
-    model.requires_grad_(False)
-    return list(model.head.parameters())
-
-
-def _freeze_body_only(model):  # right if the head arrives trainable; it may not
-    model.features.requires_grad_(False)
-    return list(model.head.parameters())
-
-
-def _eval_instead(model):
-    model.features.eval()
-    model.head.requires_grad_(True)
-    return list(model.head.parameters())
-
-
-def _returns_everything(model):
-    model.requires_grad_(False)
-    model.head.requires_grad_(True)
-    return list(model.parameters())
-
-
-def _returns_copies(model):
-    model.requires_grad_(False)
-    model.head.requires_grad_(True)
-    return [p.detach().clone() for p in model.head.parameters()]
-
-
-@pytest.mark.parametrize("answer, fragment", [
-    (_freeze_all, "head parameter 'head.weight' is frozen"),
-    (_freeze_body_only, "even if it arrived frozen"),
-    (_eval_instead, "still trainable"),
-    (_returns_everything, "frozen body parameters too"),
-    (_returns_copies, "not the model's parameters"),
-], ids=lambda value: value.__name__.strip("_") if callable(value) else "")
-def test_feature_extraction_mistakes_are_named(answer, fragment):
-    fails("03.2", answer, fragment)
-
-
-# --- 03.3 how far each layer moved -------------------------------------------------------------
-
-def test_layer_change_by_zipping_the_parameters_passes():
-    def layer_change(before, after):
-        return {name: float(torch.linalg.vector_norm(new.detach() - old.detach())
-                            / torch.linalg.vector_norm(old.detach()))
-                for (name, new), old in zip(after.named_parameters(), before.parameters(),
-                                            strict=True)}
-
-    passes("03.3", layer_change)
-
-
-def _change(before, after, measure, items=lambda model: model.named_parameters()):
-    old = before.state_dict()
+def _mean_of_batches(model, images, labels, batch_size=256):
+    model.eval()
     with torch.no_grad():
-        return {name: float(measure(w.float(), old[name].float())) for name, w in items(after)}
+        scores = [(model(x).argmax(dim=1) == y).float().mean().item()
+                  for x, y in zip(images.split(batch_size), labels.split(batch_size), strict=True)]
+    return sum(scores) / len(scores)
+
+
+def _first_batch(model, images, labels, batch_size=256):
+    predicted = _predictions(model, images[:batch_size], batch_size)
+    return (predicted == labels[:batch_size]).float().mean().item()
 
 
 @pytest.mark.parametrize("mistake, answer, fragment", [
-    ("divides by the new weights' norm",
-     lambda b, a: _change(b, a, lambda w, w0: (w - w0).norm() / w.norm()), "divided by the size"),
-    ("no division", lambda b, a: _change(b, a, lambda w, w0: (w - w0).norm()), "divided by"),
-    ("mean elementwise ratio",
-     lambda b, a: _change(b, a, lambda w, w0: ((w - w0).abs() / w0.abs()).mean()),
-     "whole difference"),
-    ("BatchNorm buffers too",
-     lambda b, a: _change(b, a, lambda w, w0: (w - w0).norm() / w0.norm().clamp_min(1e-12),
-                          items=lambda model: model.state_dict().items()),
-     "not parameters"),
-    ("changes the model it measures",
-     lambda b, a: b.load_state_dict(a.state_dict()) or _change(
-         b, a, lambda w, w0: (w - w0).norm()), "changed a model's weights"),
+    ("forgets eval()",
+     lambda m, x, y, batch_size=256: (_predictions(m, x, batch_size, eval_mode=False) == y)
+     .float().mean().item(), "evaluation mode"),
+    ("returns the count", lambda m, x, y, batch_size=256: int(
+        (_predictions(m, x, batch_size) == y).sum()), "between 0 and 1"),
+    ("only the first batch", _first_batch, "only some of the images"),
+    ("averages the batches' accuracies", _mean_of_batches, "last batch is smaller"),
 ])
-def test_layer_change_mistakes_are_named(mistake, answer, fragment):
+def test_accuracy_mistakes_are_named(mistake, answer, fragment):
+    fails("03.1", answer, fragment)
+
+
+# --- 03.2 a stratified sample ------------------------------------------------------------------
+
+def test_sample_per_class_with_numpy_passes():
+    def sample_per_class(labels, n, seed=0):
+        rng, labels = np.random.default_rng(seed), labels.numpy()
+        picked = []
+        for k in range(labels.max() + 1):
+            members = np.flatnonzero(labels == k)
+            if len(members) < n:
+                raise ValueError(f"class {k}: only {len(members)} examples")
+            picked.extend(rng.choice(members, size=n, replace=False))
+        return torch.tensor(sorted(picked))
+
+    passes("03.2", sample_per_class)
+
+
+def _per_class(labels, n, draw, check_size=True):
+    """Positions chosen by ``draw(members) -> positions`` in every class."""
+    picked = []
+    for k in range(int(labels.max()) + 1):
+        members = (labels == k).nonzero().squeeze(1)
+        if check_size and len(members) < n:
+            raise ValueError("too few")
+        picked.append(draw(members))
+    return torch.cat(picked)
+
+
+def _shuffled(members, n, generator=None):
+    return members[torch.randperm(len(members), generator=generator)[:n]]
+
+
+def _first_n(labels, n, seed=0):
+    return _per_class(labels, n, lambda members: members[:n])
+
+
+def _global_generator(labels, n, seed=0):
+    return _per_class(labels, n, lambda members: _shuffled(members, n))
+
+
+def _seed_ignored(labels, n, seed=0):
+    generator = torch.Generator().manual_seed(0)
+    return _per_class(labels, n, lambda members: _shuffled(members, n, generator))
+
+
+def _reseeding(labels, n, seed=0):
+    torch.manual_seed(seed)  # reproducible, but it resets everyone else's randomness too
+    return _global_generator(labels, n)
+
+
+def _with_replacement(labels, n, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return _per_class(labels, n, lambda members: members[
+        torch.randint(len(members), (n,), generator=generator)])
+
+
+def _unstratified(labels, n, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(len(labels), generator=generator)[:n * (int(labels.max()) + 1)]
+
+
+def _short_class_gives_fewer(labels, n, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return _per_class(labels, n, lambda members: _shuffled(members, n, generator),
+                      check_size=False)
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (_first_n, "first examples of each class"),
+    (_global_generator, "same seed chose different"),
+    (_seed_ignored, "different seeds give the same sample"),
+    (_reseeding, "changed the global random state"),
+    (_with_replacement, "chosen twice"),
+    (_unstratified, "draw from each class separately"),
+    (_short_class_gives_fewer, "should raise ValueError"),
+], ids=lambda value: value.__name__.strip("_") if callable(value) else "")
+def test_sample_per_class_mistakes_are_named(answer, fragment):
+    fails("03.2", answer, fragment)
+
+
+# --- 03.3 the most confident mistakes ----------------------------------------------------------
+
+def _confidence(logits, labels):
+    """(confidence of the predicted class, with -1 where the prediction is right), (N,)"""
+    confidence, predicted = logits.softmax(dim=1).max(dim=1)
+    return torch.where(predicted == labels, -1.0, confidence)
+
+
+def test_most_confident_mistakes_with_topk_passes():
+    def most_confident_mistakes(logits, labels, k=10):
+        confidence = _confidence(logits, labels)
+        return confidence.topk(min(k, int((confidence >= 0).sum()))).indices
+
+    passes("03.3", most_confident_mistakes)
+
+
+def _ranked_by(score, logits, labels, k, descending=True):
+    wrong = (logits.argmax(dim=1) != labels).nonzero().squeeze(1)
+    return wrong[score[wrong].argsort(descending=descending)[:k]]
+
+
+@pytest.mark.parametrize("mistake, answer, fragment", [
+    ("keeps the right answers too",
+     lambda z, y, k=10: z.softmax(dim=1).max(dim=1).values.argsort(descending=True)[:k],
+     "is a correct prediction"),
+    ("pads with right answers when there are fewer than k mistakes",
+     lambda z, y, k=10: _confidence(z, y).topk(k).indices, r"3 mistakes.*correct prediction"),
+    ("least confident first",
+     lambda z, y, k=10: _ranked_by(z.softmax(dim=1).max(dim=1).values, z, y, k, False),
+     "not the most confident mistakes"),
+    ("ranks by the raw logit",
+     lambda z, y, k=10: _ranked_by(z.max(dim=1).values, z, y, k), "softmax"),
+    ("ranks by the true class's probability",
+     lambda z, y, k=10: _ranked_by(-z.softmax(dim=1)[torch.arange(len(y)), y], z, y, k),
+     "not the most confident mistakes"),
+    ("the right mistakes in position order",
+     lambda z, y, k=10: _ranked_by(z.softmax(dim=1).max(dim=1).values, z, y, k).sort().values,
+     "wrong order"),
+])
+def test_most_confident_mistakes_mistakes_are_named(mistake, answer, fragment):
     fails("03.3", answer, fragment)

@@ -1,138 +1,151 @@
-"""Lesson 04's exercise checks: plausible wrong answers fail with a message that says what is wrong;
-correct answers written differently from the notebook's solutions pass."""
+"""Lesson 04's exercise checks: a correct answer written another way passes, and each typical
+mistake fails with a message that points at it (without the answer)."""
 
 from __future__ import annotations
 
+import copy
+
 import pytest
+import torch
 from helpers import fails, passes
 from torch import nn
 
-from ftcore.surgery import blocks, body_blocks
+# --- 04.1 a new head for k classes -------------------------------------------------------------
 
-SMALLCNN_BLOCKS = ["features.conv1", "features.conv2", "features.fc"]
+def test_new_head_sized_from_the_old_weight_passes():
+    def new_head(model, num_classes):
+        model.add_module("head", nn.Linear(model.head.weight.shape[1], num_classes))
+        return model
 
-
-# --- 04.1: freeze the first k body blocks -----------------------------------------------------
-
-def _set_frozen(model, names):
-    prefixes = tuple(f"{name}." for name in names)
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = not name.startswith(prefixes)
+    passes("04.1", new_head)
 
 
-def test_04_1_passes_by_parameter_names():
-    passes("04.1", lambda model, k: _set_frozen(model, body_blocks(model)[:k]))
+def _head_for_128_features(model, num_classes):  # SmallCNN's default, hard-coded
+    model.head = nn.Linear(128, num_classes)
+    return model
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda model, k: _set_frozen(model, body_blocks(model)[len(body_blocks(model)) - k:]),
-     "still has trainable parameters"),                        # counted from the output
-    (lambda model, k: _set_frozen(model, body_blocks(model)[:k + 1]),
-     r"is frozen, but only the first k should be"),            # off by one
-    (lambda model, k: _set_frozen(model, [*body_blocks(model)[:k], "head"]),
-     "the head is frozen"),                                    # froze all, unfroze the body
-])
-def test_04_1_wrong_blocks_are_named(wrong, fragment):
-    fails("04.1", wrong, fragment)
+def _only_out_features(model, num_classes):
+    model.head.out_features = num_classes
+    return model
 
 
-def test_04_1_an_answer_that_never_unfreezes_is_caught():
-    def freeze_only(model, k):
-        for name in body_blocks(model)[:k]:
-            for parameter in model.get_submodule(name).parameters():
-                parameter.requires_grad_(False)
-
-    fails("04.1", freeze_only, "whatever an earlier call froze")
+def _on_a_copy(model, num_classes):
+    model = copy.deepcopy(model)
+    model.head = nn.Linear(model.head.in_features, num_classes)
+    return model
 
 
-def test_04_1_smallcnn_names_hard_coded_fail_on_the_mlp():
-    fails("04.1", lambda model, k: _set_frozen(model, SMALLCNN_BLOCKS[:k]),
-           "MLP.*still has trainable parameters")
+def _old_rows_kept(model, num_classes):
+    old = model.head
+    model.head = nn.Linear(old.in_features, num_classes)
+    with torch.no_grad():
+        model.head.weight.copy_(old.weight[:num_classes])
+        model.head.bias.copy_(old.bias[:num_classes])
+    return model
 
 
-# --- 04.2: discriminative learning rates ------------------------------------------------------
-
-def _groups_by_parameter(model, lr, decay):
-    """One group per trainable parameter (a different shape of a correct answer)."""
-    named = blocks(model)
-    return [{"params": [p], "lr": lr * decay ** (len(named) - 1 - i)}
-            for i, (_, block) in enumerate(named) for p in block.parameters() if p.requires_grad]
-
-
-def _groups(model, lr, rate, trainable_only=True, use=blocks):
-    named = use(model)
-    return [{"params": [p for p in block.parameters() if p.requires_grad or not trainable_only],
-             "lr": rate(lr, i, len(named))} for i, (_, block) in enumerate(named)]
-
-
-def test_04_2_passes_with_one_group_per_parameter():
-    passes("04.2", _groups_by_parameter)
-
-
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d ** i),
-     r"the head \(the last block\) does not get lr"),                      # exponent reversed
-    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d * (b - 1 - i) or lr),
-     "does not get decay times the rate"),                                 # linear, not powers
-    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d ** (b - 1 - i), trainable_only=False),
-     "frozen parameter .* is in a group"),                                 # frozen ones included
-    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d ** (b - i),
-                              use=lambda model: [(n, model.get_submodule(n))
-                                                 for n in body_blocks(model)]),
-     "block 'head' is in no group"),                                       # the head forgotten
-    (lambda m, lr, d: [{"params": list(m.parameters()), "lr": lr}],
-     "does not get decay times the rate"),                                 # one rate for all
-])
-def test_04_2_wrong_rates_are_named(wrong, fragment):
-    fails("04.2", wrong, fragment)
-
-
-def test_04_2_a_parameter_in_two_groups_is_named():
-    def twice(model, lr, decay):
-        return _groups_by_parameter(model, lr, decay) + [{"params": [model.head.bias], "lr": lr}]
-
-    fails("04.2", twice, "head.bias' is in two groups")
-
-
-# --- 04.3: frozen BatchNorm stays in evaluation mode ------------------------------------------
-
-def _train_mode_by_modules(model):
+def _everything_reset(model, num_classes):
     for module in model.modules():
-        frozen_norm = (isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))
-                       and not any(p.requires_grad for p in module.parameters()))
-        module.train(not frozen_norm)  # parents come before children: each ends as set here
+        if hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+    model.head = nn.Linear(model.head.in_features, num_classes)
+    return model
 
 
-def test_04_3_passes_module_by_module():
-    passes("04.3", _train_mode_by_modules)
+@pytest.mark.parametrize("answer, fragment", [
+    (_head_for_128_features, "read the size from the old head"),
+    (_only_out_features, "still the old layer"),
+    (_on_a_copy, "in place"),
+    (_old_rows_kept, "starts from the old head's weights"),
+    (_everything_reset, "body's weights changed"),
+], ids=lambda value: value.__name__.strip("_") if callable(value) else "")
+def test_new_head_mistakes_are_named(answer, fragment):
+    fails("04.1", answer, fragment)
 
 
-def _norms_eval(kinds):
-    def train_mode(model):
-        model.train()
-        for module in model.modules():
-            if isinstance(module, kinds):
-                module.eval()
-    return train_mode
+# --- 04.2 freeze the body for feature extraction -----------------------------------------------
+
+def test_feature_extraction_returning_a_filter_passes():
+    def feature_extraction(model):
+        model.requires_grad_(False)
+        model.head.requires_grad_(True)
+        return filter(lambda p: p.requires_grad, model.parameters())
+
+    passes("04.2", feature_extraction)
 
 
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda model: model.train(), "frozen parameters updated its running statistics"),
-    (lambda model: model.eval(), "still in evaluation mode"),
-    (_norms_eval(nn.modules.batchnorm._BatchNorm), "trainable did not update its statistics"),
-    (lambda model: [m.eval() if isinstance(m, nn.BatchNorm2d) and not m.weight.requires_grad
-                    else m.train() for m in model.modules()],
-     "first BatchNorm1d is frozen, a BatchNorm layer with frozen parameters"),  # 2d only
+def _freeze_all(model):
+    model.requires_grad_(False)
+    return list(model.head.parameters())
+
+
+def _freeze_body_only(model):  # right if the head arrives trainable; it may not
+    model.features.requires_grad_(False)
+    return list(model.head.parameters())
+
+
+def _eval_instead(model):
+    model.features.eval()
+    model.head.requires_grad_(True)
+    return list(model.head.parameters())
+
+
+def _returns_everything(model):
+    model.requires_grad_(False)
+    model.head.requires_grad_(True)
+    return list(model.parameters())
+
+
+def _returns_copies(model):
+    model.requires_grad_(False)
+    model.head.requires_grad_(True)
+    return [p.detach().clone() for p in model.head.parameters()]
+
+
+@pytest.mark.parametrize("answer, fragment", [
+    (_freeze_all, "head parameter 'head.weight' is frozen"),
+    (_freeze_body_only, "even if it arrived frozen"),
+    (_eval_instead, "still trainable"),
+    (_returns_everything, "frozen body parameters too"),
+    (_returns_copies, "not the model's parameters"),
+], ids=lambda value: value.__name__.strip("_") if callable(value) else "")
+def test_feature_extraction_mistakes_are_named(answer, fragment):
+    fails("04.2", answer, fragment)
+
+
+# --- 04.3 how far each layer moved -------------------------------------------------------------
+
+def test_layer_change_by_zipping_the_parameters_passes():
+    def layer_change(before, after):
+        return {name: float(torch.linalg.vector_norm(new.detach() - old.detach())
+                            / torch.linalg.vector_norm(old.detach()))
+                for (name, new), old in zip(after.named_parameters(), before.parameters(),
+                                            strict=True)}
+
+    passes("04.3", layer_change)
+
+
+def _change(before, after, measure, items=lambda model: model.named_parameters()):
+    old = before.state_dict()
+    with torch.no_grad():
+        return {name: float(measure(w.float(), old[name].float())) for name, w in items(after)}
+
+
+@pytest.mark.parametrize("mistake, answer, fragment", [
+    ("divides by the new weights' norm",
+     lambda b, a: _change(b, a, lambda w, w0: (w - w0).norm() / w.norm()), "divided by the size"),
+    ("no division", lambda b, a: _change(b, a, lambda w, w0: (w - w0).norm()), "divided by"),
+    ("mean elementwise ratio",
+     lambda b, a: _change(b, a, lambda w, w0: ((w - w0).abs() / w0.abs()).mean()),
+     "whole difference"),
+    ("BatchNorm buffers too",
+     lambda b, a: _change(b, a, lambda w, w0: (w - w0).norm() / w0.norm().clamp_min(1e-12),
+                          items=lambda model: model.state_dict().items()),
+     "not parameters"),
+    ("changes the model it measures",
+     lambda b, a: b.load_state_dict(a.state_dict()) or _change(
+         b, a, lambda w, w0: (w - w0).norm()), "changed a model's weights"),
 ])
-def test_04_3_wrong_modes_are_named(wrong, fragment):
-    fails("04.3", wrong, fragment)
-
-
-def test_groups_counting_only_trainable_blocks_fails():
-    def discriminative_groups(model, lr, decay):
-        live = [(name, block) for name, block in blocks(model)
-                if any(p.requires_grad for p in block.parameters())]
-        return [{"params": [p for p in block.parameters() if p.requires_grad],
-                 "lr": lr * decay ** (len(live) - 1 - i)} for i, (name, block) in enumerate(live)]
-
-    fails("04.2", discriminative_groups, "counting every block of the model")
+def test_layer_change_mistakes_are_named(mistake, answer, fragment):
+    fails("04.3", answer, fragment)

@@ -4,105 +4,135 @@ correct answers written differently from the notebook's solutions pass."""
 from __future__ import annotations
 
 import pytest
-import torch
 from helpers import fails, passes
+from torch import nn
 
-# --- 05.1: diagnose a run from its curves -----------------------------------------------------
+from ftcore.surgery import blocks, body_blocks
 
-def _diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2, *,
-              summary=lambda values: values[-1], gap_first=False, reference=min,
-              use_loss=True, fixed=False):
-    """A correct diagnosis by default; each keyword switches on one mistake."""
-    if fixed:
-        underfit_below, overfit_gap, loss_rise = 0.85, 0.12, 1.2
-    train, val = summary(history.column("train_acc")), summary(history.column("val_acc"))
-    losses = history.column("val_loss")
-    overfit = train - val > overfit_gap or (use_loss and losses[-1] > loss_rise * reference(losses))
-    if gap_first and overfit:
-        return "overfit"
-    if train < underfit_below:
-        return "underfit"
-    return "overfit" if overfit else "good fit"
+SMALLCNN_BLOCKS = ["features.conv1", "features.conv2", "features.fc"]
 
 
-def test_05_1_passes_from_the_records_one_question_at_a_time():
-    def diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2):
-        final = history.records[-1]
-        lowest = min(record["val_loss"] for record in history.records)
-        if final["train_acc"] < underfit_below:
-            return "underfit"
-        if final["train_acc"] - final["val_acc"] > overfit_gap:
-            return "overfit"
-        if final["val_loss"] > loss_rise * lowest:
-            return "overfit"
-        return "good fit"
+# --- 04.1: freeze the first k body blocks -----------------------------------------------------
 
-    passes("05.1", diagnose)
-    passes("05.1", _diagnose)
+def _set_frozen(model, names):
+    prefixes = tuple(f"{name}." for name in names)
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = not name.startswith(prefixes)
 
 
-@pytest.mark.parametrize("mistake, fragment", [
-    ({"gap_first": True}, "asks first whether the model fits its training set"),
-    ({"use_loss": False}, "compare the final validation loss with its lowest value"),
-    ({"reference": lambda losses: losses[0]}, "compare the final validation loss with its lowest"),
-    ({"summary": lambda values: sum(values) / len(values)}, "not its best or its mean"),
-    ({"fixed": True}, "use the thresholds the function is given"),
+def test_04_1_passes_by_parameter_names():
+    passes("05.1", lambda model, k: _set_frozen(model, body_blocks(model)[:k]))
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda model, k: _set_frozen(model, body_blocks(model)[len(body_blocks(model)) - k:]),
+     "still has trainable parameters"),                        # counted from the output
+    (lambda model, k: _set_frozen(model, body_blocks(model)[:k + 1]),
+     r"is frozen, but only the first k should be"),            # off by one
+    (lambda model, k: _set_frozen(model, [*body_blocks(model)[:k], "head"]),
+     "the head is frozen"),                                    # froze all, unfroze the body
 ])
-def test_05_1_wrong_diagnoses_point_to_the_mistake(mistake, fragment):
-    fails("05.1", lambda history, **kwargs: _diagnose(history, **kwargs, **mistake), fragment)
+def test_04_1_wrong_blocks_are_named(wrong, fragment):
+    fails("05.1", wrong, fragment)
 
 
-def test_05_1_an_unknown_verdict_lists_the_three():
-    fails("05.1", lambda history, **kwargs: "overfitting", "one of 'underfit', 'overfit'")
+def test_04_1_an_answer_that_never_unfreezes_is_caught():
+    def freeze_only(model, k):
+        for name in body_blocks(model)[:k]:
+            for parameter in model.get_submodule(name).parameters():
+                parameter.requires_grad_(False)
+
+    fails("05.1", freeze_only, "whatever an earlier call froze")
 
 
-# --- 05.2: shuffle a fraction of the labels ---------------------------------------------------
-
-def _shuffled(labels, fraction, seed, *, choose=None, new_values=None, in_place=False,
-              generator=True):
-    """A correct answer by default (written with argsort); each keyword is one mistake."""
-    g = torch.Generator().manual_seed(seed) if generator else None
-    n, k = len(labels), round(fraction * len(labels))
-    positions = choose(n, k) if choose else torch.rand(n, generator=g).argsort()[:k]
-    out = labels if in_place else labels.clone()
-    values = (new_values(labels, positions, g) if new_values
-              else labels[positions][torch.rand(k, generator=g).argsort()])
-    out[positions] = values
-    return out
+def test_04_1_smallcnn_names_hard_coded_fail_on_the_mlp():
+    fails("05.1", lambda model, k: _set_frozen(model, SMALLCNN_BLOCKS[:k]),
+           "MLP.*still has trainable parameters")
 
 
-def test_05_2_passes_with_argsort_draws():
-    passes("05.2", _shuffled)
+# --- 04.2: discriminative learning rates ------------------------------------------------------
+
+def _groups_by_parameter(model, lr, decay):
+    """One group per trainable parameter (a different shape of a correct answer)."""
+    named = blocks(model)
+    return [{"params": [p], "lr": lr * decay ** (len(named) - 1 - i)}
+            for i, (_, block) in enumerate(named) for p in block.parameters() if p.requires_grad]
 
 
-@pytest.mark.parametrize("mistake, fragment", [
-    ({"new_values": lambda labels, positions, g: torch.randint(
-        0, 10, (len(positions),), generator=g)}, "number of labels of some class changed"),
-    ({"new_values": lambda labels, positions, g: labels[torch.randperm(
-        len(labels), generator=g)][:len(positions)]}, "number of labels of some class changed"),
-    ({"in_place": True}, "changed the labels it was given"),
-    ({"choose": lambda n, k: torch.arange(k)}, "only labels near the start changed"),
-    ({"generator": False}, "same seed gave different labels"),
-    ({"new_values": lambda labels, positions, g: labels[positions]}, "only 0 of 600 labels"),
+def _groups(model, lr, rate, trainable_only=True, use=blocks):
+    named = use(model)
+    return [{"params": [p for p in block.parameters() if p.requires_grad or not trainable_only],
+             "lr": rate(lr, i, len(named))} for i, (_, block) in enumerate(named)]
+
+
+def test_04_2_passes_with_one_group_per_parameter():
+    passes("05.2", _groups_by_parameter)
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d ** i),
+     r"the head \(the last block\) does not get lr"),                      # exponent reversed
+    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d * (b - 1 - i) or lr),
+     "does not get decay times the rate"),                                 # linear, not powers
+    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d ** (b - 1 - i), trainable_only=False),
+     "frozen parameter .* is in a group"),                                 # frozen ones included
+    (lambda m, lr, d: _groups(m, lr, lambda lr, i, b: lr * d ** (b - i),
+                              use=lambda model: [(n, model.get_submodule(n))
+                                                 for n in body_blocks(model)]),
+     "block 'head' is in no group"),                                       # the head forgotten
+    (lambda m, lr, d: [{"params": list(m.parameters()), "lr": lr}],
+     "does not get decay times the rate"),                                 # one rate for all
 ])
-def test_05_2_wrong_shuffles_point_to_the_mistake(mistake, fragment):
-    fails("05.2", lambda labels, fraction, seed: _shuffled(labels, fraction, seed, **mistake),
-           fragment)
+def test_04_2_wrong_rates_are_named(wrong, fragment):
+    fails("05.2", wrong, fragment)
 
 
-def test_05_2_shuffling_every_label_whatever_the_fraction_is_caught():
-    def shuffle_all(labels, fraction, seed):
-        return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+def test_04_2_a_parameter_in_two_groups_is_named():
+    def twice(model, lr, decay):
+        return _groups_by_parameter(model, lr, decay) + [{"params": [model.head.bias], "lr": lr}]
 
-    fails("05.2", shuffle_all, "more than fraction x N")
+    fails("05.2", twice, "head.bias' is in two groups")
 
 
-def test_diagnose_with_the_best_instead_of_the_final_values_fails():
-    def diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2):
-        train, val = max(history.column("train_acc")), max(history.column("val_acc"))
-        if train < underfit_below:
-            return "underfit"
-        turned_up = history.last["val_loss"] > loss_rise * min(history.column("val_loss"))
-        return "overfit" if train - val > overfit_gap or turned_up else "good fit"
+# --- 04.3: frozen BatchNorm stays in evaluation mode ------------------------------------------
 
-    fails("05.1", diagnose, "peaked mid-run.*not its best")
+def _train_mode_by_modules(model):
+    for module in model.modules():
+        frozen_norm = (isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d))
+                       and not any(p.requires_grad for p in module.parameters()))
+        module.train(not frozen_norm)  # parents come before children: each ends as set here
+
+
+def test_04_3_passes_module_by_module():
+    passes("05.3", _train_mode_by_modules)
+
+
+def _norms_eval(kinds):
+    def train_mode(model):
+        model.train()
+        for module in model.modules():
+            if isinstance(module, kinds):
+                module.eval()
+    return train_mode
+
+
+@pytest.mark.parametrize("wrong, fragment", [
+    (lambda model: model.train(), "frozen parameters updated its running statistics"),
+    (lambda model: model.eval(), "still in evaluation mode"),
+    (_norms_eval(nn.modules.batchnorm._BatchNorm), "trainable did not update its statistics"),
+    (lambda model: [m.eval() if isinstance(m, nn.BatchNorm2d) and not m.weight.requires_grad
+                    else m.train() for m in model.modules()],
+     "first BatchNorm1d is frozen, a BatchNorm layer with frozen parameters"),  # 2d only
+])
+def test_04_3_wrong_modes_are_named(wrong, fragment):
+    fails("05.3", wrong, fragment)
+
+
+def test_groups_counting_only_trainable_blocks_fails():
+    def discriminative_groups(model, lr, decay):
+        live = [(name, block) for name, block in blocks(model)
+                if any(p.requires_grad for p in block.parameters())]
+        return [{"params": [p for p in block.parameters() if p.requires_grad],
+                 "lr": lr * decay ** (len(live) - 1 - i)} for i, (name, block) in enumerate(live)]
+
+    fails("05.2", discriminative_groups, "counting every block of the model")

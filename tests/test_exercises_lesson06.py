@@ -7,139 +7,102 @@ import pytest
 import torch
 from helpers import fails, passes
 
-from ftcore.sweep import average, best
+# --- 05.1: diagnose a run from its curves -----------------------------------------------------
 
-# --- 06.1: the L2-SP penalty ------------------------------------------------------------------
+def _diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2, *,
+              summary=lambda values: values[-1], gap_first=False, reference=min,
+              use_loss=True, fixed=False):
+    """A correct diagnosis by default; each keyword switches on one mistake."""
+    if fixed:
+        underfit_below, overfit_gap, loss_rise = 0.85, 0.12, 1.2
+    train, val = summary(history.column("train_acc")), summary(history.column("val_acc"))
+    losses = history.column("val_loss")
+    overfit = train - val > overfit_gap or (use_loss and losses[-1] > loss_rise * reference(losses))
+    if gap_first and overfit:
+        return "overfit"
+    if train < underfit_below:
+        return "underfit"
+    return "overfit" if overfit else "good fit"
 
-def _l2sp(model, start, strength, *, factor=0.5, frozen_too=False, skip=True,
-          term=lambda w, w0: ((w - w0) ** 2).sum()):
-    """A correct penalty by default (a list and sum()); each keyword switches on one mistake."""
-    terms = [term(w, start[name]) for name, w in model.named_parameters()
-             if (w.requires_grad or frozen_too)
-             and (not skip or (name in start and start[name].shape == w.shape))]
-    return factor * strength * sum(terms)
 
+def test_05_1_passes_from_the_records_one_question_at_a_time():
+    def diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2):
+        final = history.records[-1]
+        lowest = min(record["val_loss"] for record in history.records)
+        if final["train_acc"] < underfit_below:
+            return "underfit"
+        if final["train_acc"] - final["val_acc"] > overfit_gap:
+            return "overfit"
+        if final["val_loss"] > loss_rise * lowest:
+            return "overfit"
+        return "good fit"
 
-def test_06_1_passes_as_a_sum_of_a_list():
-    passes("06.1", _l2sp)
+    passes("06.1", diagnose)
+    passes("06.1", _diagnose)
 
 
 @pytest.mark.parametrize("mistake, fragment", [
-    ({"factor": 1.0}, "weight_decay=strength adds to each gradient.*compare your factor"),
-    ({"term": lambda w, w0: ((w - w0) ** 2).mean()}, "compare your factor"),
-    ({"frozen_too": True}, "includes frozen parameters"),
-    ({"term": lambda w, w0: ((w.detach() - w0) ** 2).sum()}, "does not depend on the model's"),
-    ({"skip": False}, "raised KeyError"),
+    ({"gap_first": True}, "asks first whether the model fits its training set"),
+    ({"use_loss": False}, "compare the final validation loss with its lowest value"),
+    ({"reference": lambda losses: losses[0]}, "compare the final validation loss with its lowest"),
+    ({"summary": lambda values: sum(values) / len(values)}, "not its best or its mean"),
+    ({"fixed": True}, "use the thresholds the function is given"),
 ])
-def test_06_1_wrong_penalties_point_to_the_mistake(mistake, fragment):
-    fails("06.1", lambda model, start, strength: _l2sp(model, start, strength, **mistake),
+def test_05_1_wrong_diagnoses_point_to_the_mistake(mistake, fragment):
+    fails("06.1", lambda history, **kwargs: _diagnose(history, **kwargs, **mistake), fragment)
+
+
+def test_05_1_an_unknown_verdict_lists_the_three():
+    fails("06.1", lambda history, **kwargs: "overfitting", "one of 'underfit', 'overfit'")
+
+
+# --- 05.2: shuffle a fraction of the labels ---------------------------------------------------
+
+def _shuffled(labels, fraction, seed, *, choose=None, new_values=None, in_place=False,
+              generator=True):
+    """A correct answer by default (written with argsort); each keyword is one mistake."""
+    g = torch.Generator().manual_seed(seed) if generator else None
+    n, k = len(labels), round(fraction * len(labels))
+    positions = choose(n, k) if choose else torch.rand(n, generator=g).argsort()[:k]
+    out = labels if in_place else labels.clone()
+    values = (new_values(labels, positions, g) if new_values
+              else labels[positions][torch.rand(k, generator=g).argsort()])
+    out[positions] = values
+    return out
+
+
+def test_05_2_passes_with_argsort_draws():
+    passes("06.2", _shuffled)
+
+
+@pytest.mark.parametrize("mistake, fragment", [
+    ({"new_values": lambda labels, positions, g: torch.randint(
+        0, 10, (len(positions),), generator=g)}, "number of labels of some class changed"),
+    ({"new_values": lambda labels, positions, g: labels[torch.randperm(
+        len(labels), generator=g)][:len(positions)]}, "number of labels of some class changed"),
+    ({"in_place": True}, "changed the labels it was given"),
+    ({"choose": lambda n, k: torch.arange(k)}, "only labels near the start changed"),
+    ({"generator": False}, "same seed gave different labels"),
+    ({"new_values": lambda labels, positions, g: labels[positions]}, "only 0 of 600 labels"),
+])
+def test_05_2_wrong_shuffles_point_to_the_mistake(mistake, fragment):
+    fails("06.2", lambda labels, fraction, seed: _shuffled(labels, fraction, seed, **mistake),
            fragment)
 
 
-def test_06_1_a_python_number_is_not_a_penalty_autograd_can_use():
-    fails("06.1", lambda model, start, strength: _l2sp(model, start, strength).item(),
-           "must be a scalar tensor")
+def test_05_2_shuffling_every_label_whatever_the_fraction_is_caught():
+    def shuffle_all(labels, fraction, seed):
+        return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+
+    fails("06.2", shuffle_all, "more than fraction x N")
 
 
-def test_06_1_a_head_of_another_shape_must_be_skipped():
-    def by_name_only(model, start, strength):
-        return strength / 2 * sum(((w - start[name]) ** 2).sum()
-                                  for name, w in model.named_parameters()
-                                  if w.requires_grad and name in start)
+def test_diagnose_with_the_best_instead_of_the_final_values_fails():
+    def diagnose(history, underfit_below=0.85, overfit_gap=0.12, loss_rise=1.2):
+        train, val = max(history.column("train_acc")), max(history.column("val_acc"))
+        if train < underfit_below:
+            return "underfit"
+        turned_up = history.last["val_loss"] > loss_rise * min(history.column("val_loss"))
+        return "overfit" if train - val > overfit_gap or turned_up else "good fit"
 
-    fails("06.1", by_name_only, "raised RuntimeError")
-
-
-# --- 06.2: inverted dropout -------------------------------------------------------------------
-
-def _dropout(x, p, training=True, generator=None, *, scale=None, keep_if_below=None,
-             own_generator=False, ignore_training=False):
-    """A correct dropout by default (with torch.bernoulli); each keyword is one mistake."""
-    if not training and not ignore_training:
-        return x
-    if own_generator:
-        generator = torch.Generator().manual_seed(0)
-    if keep_if_below is not None:
-        mask = torch.rand(x.shape, generator=generator) < keep_if_below(p)
-    else:
-        mask = torch.bernoulli(torch.full(x.shape, 1 - p), generator=generator)
-    return x * mask * (1 / (1 - p) if scale is None else scale(p))
-
-
-def test_06_2_passes_with_bernoulli():
-    passes("06.2", _dropout)
-
-
-@pytest.mark.parametrize("mistake, fragment", [
-    ({"scale": lambda p: 1.0}, "surviving units keep their value"),
-    ({"scale": lambda p: 1 - p}, "mean of the output is not the mean of the input"),
-    ({"keep_if_below": lambda p: p}, "probability of dropping a unit, not of keeping it"),
-    ({"ignore_training": True}, r"training=False .*must return x"),
-    ({"own_generator": True}, "two calls gave the same mask"),
-])
-def test_06_2_wrong_dropouts_point_to_the_mistake(mistake, fragment):
-    fails("06.2", lambda x, p, training=True, generator=None: _dropout(
-        x, p, training, generator, **mistake), fragment)
-
-
-def test_06_2_one_mask_per_column_and_an_ignored_generator_are_caught():
-    def per_column(x, p, training=True, generator=None):
-        if not training:
-            return x
-        return x * (torch.rand(x.shape[-1], generator=generator) >= p) / (1 - p)
-
-    def global_generator(x, p, training=True, generator=None):
-        return _dropout(x, p, training, None)
-
-    fails("06.2", per_column, "every row got the same mask")
-    fails("06.2", global_generator, "two generators seeded alike")
-
-
-def test_06_2_a_mask_applied_outside_autograd_is_caught():
-    def detached(x, p, training=True, generator=None):
-        if not training:
-            return x
-        mask = torch.rand(x.shape, generator=generator) >= p
-        return torch.where(mask, x.detach() / (1 - p), torch.zeros(()))
-
-    fails("06.2", detached, "gradient with respect to x")
-
-
-# --- 06.3: choose on validation, report on test -----------------------------------------------
-
-def test_06_3_passes_with_plain_dicts():
-    def choose(runs, params):
-        groups = {}
-        for run in runs:
-            groups.setdefault(tuple(run[name] for name in params), []).append(run)
-        key = max(groups, key=lambda k: sum(r["val_acc"] for r in groups[k]) / len(groups[k]))
-        chosen = groups[key]
-        return dict(zip(params, key, strict=True)), sum(r["test_acc"] for r in chosen) / len(chosen)
-
-    passes("06.3", choose)
-
-
-def _setting(record, params):
-    return {name: record[name] for name in params}
-
-
-@pytest.mark.parametrize("wrong, fragment", [
-    (lambda runs, params: (_setting(best(average(runs, params, ["test_acc"]), "test_acc"), params),
-                           0.9), "the best test accuracy"),
-    (lambda runs, params: (_setting(best(runs, "val_acc"), params), 0.9), "the best single run"),
-    (lambda runs, params: (_setting(best(average(runs, params, ["val_acc"]), "val_acc", "min"),
-                                    params), 0.9), "the lowest validation accuracy"),
-    (lambda runs, params: (best(average(runs, params, ["val_acc", "test_acc"]), "val_acc"), 0.9),
-     "must have exactly the keys"),
-])
-def test_06_3_wrong_choices_point_to_the_mistake(wrong, fragment):
-    fails("06.3", wrong, fragment)
-
-
-def test_06_3_the_test_accuracy_must_be_the_chosen_settings_mean():
-    def best_test_run(runs, params):
-        setting = _setting(best(average(runs, params, ["val_acc"]), "val_acc"), params)
-        mine = [r for r in runs if _setting(r, params) == setting]
-        return setting, best(mine, "test_acc")["test_acc"]
-
-    fails("06.3", best_test_run, "mean test_acc of the chosen setting's runs")
+    fails("06.1", diagnose, "peaked mid-run.*not its best")

@@ -3,162 +3,161 @@ student would plausibly make fail with a message that names the mistake."""
 
 from __future__ import annotations
 
-import random
-from collections import deque
-
+import numpy as np
 import torch
 from helpers import fails, passes
 
-# --- 08.1: average accuracy, forgetting, backward transfer --------------------------------------
+from ftcore.exercises.lesson08 import SALT_AND_PEPPER_LEVELS as LEVELS
 
-def metrics_with_loops(R, best_rows=None, transfer_tasks=None, average_row=-1):
-    """Correct by default, written with plain loops; the keywords make the classic mistakes."""
-    R = R.tolist()
-    T = len(R)
-    average = sum(R[average_row]) / T if average_row is not None else sum(
-        R[i][i] for i in range(T)) / T
-    rows = T - 1 if best_rows is None else best_rows
-    forgot = sum(max(R[i][j] for i in range(rows)) - R[T - 1][j] for j in range(T - 1)) / (T - 1)
-    tasks = T - 1 if transfer_tasks is None else transfer_tasks
-    transfer = sum(R[T - 1][j] - R[j][j] for j in range(tasks)) / tasks
-    return average, forgot, transfer
+# --- 07.1: salt-and-pepper noise ---------------------------------------------------------------
 
-
-def test_metrics_correct_answer_passes():
-    passes("08.1", metrics_with_loops)
+def salt_and_pepper_one_draw(images, severity, seed=0):
+    """Correct, differently: one uniform number per pixel decides both the hit and its colour."""
+    u = torch.rand(images.shape, generator=torch.Generator().manual_seed(seed))
+    level = LEVELS[severity - 1]
+    out = images.clone()
+    out[u < level] = 0.0
+    out[u < level / 2] = 1.0
+    return out
 
 
-def test_metrics_average_of_the_diagonal_fails():
-    fails("08.1", lambda R: metrics_with_loops(R, average_row=None), "mean of the diagonal")
+def test_salt_and_pepper_correct_answer_passes():
+    passes("08.1", salt_and_pepper_one_draw)
 
 
-def test_metrics_best_over_every_row_fails():
-    fails("08.1", lambda R: metrics_with_loops(R, best_rows=len(R)), "final one included")
+def test_salt_and_pepper_global_random_state_fails():
+    def answer(images, severity, seed=0):
+        torch.manual_seed(seed)
+        hit = torch.rand(images.shape) < LEVELS[severity - 1]
+        return torch.where(hit, (torch.rand(images.shape) < 0.5).float(), images)
+
+    fails("08.1", answer, "global random state")
 
 
-def test_metrics_last_task_in_backward_transfer_fails():
-    fails("08.1", lambda R: metrics_with_loops(R, transfer_tasks=len(R)), "last task is included")
+def test_salt_and_pepper_in_place_fails():
+    def answer(images, severity, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        hit = torch.rand(images.shape, generator=generator) < LEVELS[severity - 1]
+        salt = torch.rand(images.shape, generator=generator) < 0.5
+        images[hit] = salt[hit].float()
+        return images
+
+    fails("08.1", answer, "in place")
 
 
-def test_metrics_sign_of_forgetting_fails():
-    def answer(R):
-        average, forgot, transfer = metrics_with_loops(R)
-        return average, -forgot, transfer
+def test_salt_and_pepper_one_mask_for_the_batch_fails():
+    def answer(images, severity, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        u = torch.rand(images.shape[-2:], generator=generator)  # (H, W): broadcast to all
+        return torch.where(u < LEVELS[severity - 1], (u < LEVELS[severity - 1] / 2).float(),
+                           images)
 
-    fails("08.1", answer, "sign is flipped")
-
-
-def test_metrics_transposed_fails():
-    fails("08.1", lambda R: metrics_with_loops(R.T), "transposed")
+    fails("08.1", answer, "same pattern of replaced pixels")
 
 
-# --- 08.2: reservoir sampling -------------------------------------------------------------------
+def test_salt_and_pepper_salt_only_fails():
+    def answer(images, severity, seed=0):
+        generator = torch.Generator().manual_seed(seed)
+        hit = torch.rand(images.shape, generator=generator) < LEVELS[severity - 1]
+        return images.masked_fill(hit, 1.0)
 
-def reservoir_by_coin(stream, k, rng):
-    """Correct, differently: a coin with chance k / n decides; then a uniform slot is evicted."""
-    kept = []
-    for n, item in enumerate(stream, start=1):
-        if len(kept) < k:
-            kept.append(item)
-        elif rng.random() < k / n:
-            kept[rng.randrange(k)] = item
-    return kept
+    fails("08.1", answer, "equally likely")
 
 
-def test_reservoir_correct_answer_passes():
-    passes("08.2", reservoir_by_coin)
+def test_salt_and_pepper_new_draws_per_severity_fail():
+    def answer(images, severity, seed=0):
+        generator = torch.Generator().manual_seed(seed + severity)  # other pixels each severity
+        hit = torch.rand(images.shape, generator=generator) < LEVELS[severity - 1]
+        salt = torch.rand(images.shape, generator=generator) < 0.5
+        return torch.where(hit, salt.float(), images)
+
+    fails("08.1", answer, "only add damage")
 
 
-def test_reservoir_first_k_fails():
-    def answer(stream, k, rng):
-        kept = []
-        for item in stream:
-            if len(kept) < k:
-                kept.append(item)
-        return kept
+# --- 07.2: the confidence detector's AUROC ------------------------------------------------------
 
-    fails("08.2", answer, "early items are favoured")
-
-
-def test_reservoir_last_k_fails():
-    fails("08.2", lambda stream, k, rng: list(deque(stream, maxlen=k)), "late items are favoured")
+def auroc_by_pairs(source_logits, target_logits):
+    """Correct, differently: count (target, source) pairs, ties half."""
+    unsure_s = 1 - source_logits.softmax(dim=1).amax(dim=1)
+    unsure_t = 1 - target_logits.softmax(dim=1).amax(dim=1)
+    higher = (unsure_t[:, None] > unsure_s[None, :]).float().mean()
+    tied = (unsure_t[:, None] == unsure_s[None, :]).float().mean()
+    return (higher + tied / 2).item()
 
 
-def test_reservoir_off_by_one_fails():
-    def answer(stream, k, rng):
-        kept = []
-        for seen, item in enumerate(stream):  # counts from 0: new items enter too often
-            if seen < k:
-                kept.append(item)
-            else:
-                j = rng.randrange(seen)
-                if j < k:
-                    kept[j] = item
-        return kept
-
-    fails("08.2", answer, "late items are favoured")
+def test_auroc_correct_answer_passes():
+    passes("08.2", auroc_by_pairs)
 
 
-def test_reservoir_global_random_fails():
-    def answer(stream, k, rng):
-        return reservoir_by_coin(stream, k, random)  # the module, not the rng given
+def test_auroc_upside_down_fails():
+    def answer(source_logits, target_logits):
+        return 1 - auroc_by_pairs(source_logits, target_logits)
 
-    fails("08.2", answer, "the `rng` you are given")
-
-
-def test_reservoir_needs_no_length():
-    fails("08.2", lambda stream, k, rng: rng.sample(range(len(stream)), k), "length of the stream")
+    fails("08.2", answer, "upside down")
 
 
-# --- 08.3: the EWC penalty ----------------------------------------------------------------------
+def test_auroc_from_the_largest_logit_fails():
+    def answer(source_logits, target_logits):
+        from sklearn.metrics import roc_auc_score
 
-def penalty_by_loop(model, fisher, anchor, lam):
-    """Correct, differently: loop over the model's parameters, skipping those fisher leaves out."""
-    total = torch.zeros(())
-    for name, weight in model.named_parameters():
-        if name in fisher:
-            total = total + torch.sum(fisher[name] * (weight - anchor[name]) ** 2)
-    return 0.5 * lam * total
+        scores = -torch.cat([source_logits, target_logits]).max(dim=1).values
+        labels = np.r_[np.zeros(len(source_logits)), np.ones(len(target_logits))]
+        return roc_auc_score(labels, scores.numpy())
 
-
-def test_ewc_correct_answer_passes():
-    passes("08.3", penalty_by_loop)
+    fails("08.2", answer, "largest raw logit")
 
 
-def test_ewc_without_the_half_fails():
-    fails("08.3", lambda *args: 2 * penalty_by_loop(*args), "twice")
+def test_auroc_ties_not_counted_fails():
+    def answer(source_logits, target_logits):
+        unsure_s, unsure_t = (1 - x.softmax(dim=1).max(dim=1).values
+                              for x in (source_logits, target_logits))
+        return (unsure_t[:, None] > unsure_s[None, :]).float().mean().item()
+
+    fails("08.2", answer, "counts half")
 
 
-def test_ewc_as_a_python_number_fails():
-    fails("08.3", lambda *args: penalty_by_loop(*args).item(), "return a tensor")
+# --- 07.3: a domain classifier ------------------------------------------------------------------
+
+def _stack(source, target):
+    x = np.concatenate([source, target])
+    return x, np.r_[np.zeros(len(source)), np.ones(len(target))]
 
 
-def test_ewc_detached_fails():
-    def answer(model, fisher, anchor, lam):
-        weights = {name: p.detach() for name, p in model.named_parameters()}
-        return lam / 2 * sum((f * (weights[n] - anchor[n]) ** 2).sum() for n, f in fisher.items())
+def domain_classifier_cv(source, target, seed=0):
+    """Correct, differently: balanced by truncation, 5-fold cross-validated."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
 
-    fails("08.3", answer, "no gradient")
-
-
-def test_ewc_squared_fisher_fails():
-    def answer(model, fisher, anchor, lam):
-        return penalty_by_loop(model, {n: f ** 2 for n, f in fisher.items()}, anchor, lam)
-
-    fails("08.3", answer, "square of the Fisher")
+    n = min(len(source), len(target))
+    x, y = _stack(source[:n], target[:n])
+    return cross_val_score(LogisticRegression(max_iter=500), x, y, cv=5).mean()
 
 
-def test_ewc_every_parameter_fails():
-    def answer(model, fisher, anchor, lam):
-        every = {n: fisher.get(n, torch.ones_like(p)) for n, p in model.named_parameters()}
-        return penalty_by_loop(model, every, anchor, lam)
-
-    fails("08.3", answer, "does not name")
+def test_domain_classifier_correct_answer_passes():
+    passes("08.3", domain_classifier_cv)
 
 
-def test_ewc_wrong_gradient_fails():
-    def answer(model, fisher, anchor, lam):  # the right value, but half of it cannot move
-        value = penalty_by_loop(model, fisher, anchor, lam)
-        return (value + value.detach()) / 2
+def test_domain_classifier_scored_on_its_training_data_fails():
+    def answer(source, target, seed=0):
+        from sklearn.linear_model import LogisticRegression
 
-    fails("08.3", answer, "wrong gradient")
+        n = min(len(source), len(target))
+        x, y = _stack(source[:n], target[:n])
+        return LogisticRegression(max_iter=500).fit(x, y).score(x, y)
+
+    fails("08.3", answer, "trained on")
+
+
+def test_domain_classifier_unbalanced_fails():
+    def answer(source, target, seed=0):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.model_selection import cross_val_score
+
+        x, y = _stack(source, target)
+        return cross_val_score(LogisticRegression(max_iter=500), x, y, cv=5).mean()
+
+    fails("08.3", answer, "always answering 'source'")
+
+
+def test_domain_classifier_that_sees_nothing_fails():
+    fails("08.3", lambda source, target, seed=0: 0.5, "glaring shift")

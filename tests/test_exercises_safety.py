@@ -53,7 +53,7 @@ def test_check_takes_a_time_limit(capsys):
             pass
 
     with pytest.raises(Incorrect, match="ran over 0.2 s"):
-        check("09.3", forever, time_limit=0.2)
+        check("10.3", forever, time_limit=0.2)
 
 
 def test_the_time_limit_works_in_a_jupyter_kernel():
@@ -61,7 +61,7 @@ def test_the_time_limit_works_in_a_jupyter_kernel():
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "from ftcore.exercises import check\ndef choose_lr(records):\n    while True:\n"
-        "        pass\ncheck('09.3', choose_lr, time_limit=1)")])
+        "        pass\ncheck('10.3', choose_lr, time_limit=1)")])
     NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=True).execute()
     (error,) = nb.cells[0].outputs
     assert error.ename == "Incorrect" and "ran over 1 s and was stopped" in error.evalue
@@ -75,7 +75,7 @@ def test_a_forgotten_return_is_said_as_such_not_as_a_crash():
         run_check(SQUARE, square)
     assert "raised TypeError" not in str(caught.value)
     with pytest.raises(Incorrect, match=r"returned None: did you forget `return`\?"):
-        run_check(get("02.1"), lambda model, images, labels, batch_size=256: None)
+        run_check(get("03.1"), lambda model, images, labels, batch_size=256: None)
 
 
 def test_a_result_of_the_wrong_type_or_shape_is_described():
@@ -86,7 +86,7 @@ def test_a_result_of_the_wrong_type_or_shape_is_described():
         run_check(shaped, lambda n: torch.ones(3))
     assert "your code raised" not in str(caught.value)
     with pytest.raises(Incorrect, match=r"returned a tensor of shape \(2, 3\)"):
-        run_check(get("09.3"), lambda records: torch.zeros(2, 3))
+        run_check(get("10.3"), lambda records: torch.zeros(2, 3))
 
 
 def test_an_error_in_the_students_own_code_is_still_located_there():
@@ -118,17 +118,17 @@ def test_most_confident_mistakes_that_reorders_its_inputs_is_reported():
         return result
 
     with pytest.raises(Incorrect, match=r"changed `logits` or `labels` in place"):
-        run_check(get("02.3"), mistakes)
-    assert run_check(get("02.3"), confident_mistakes).endswith("passed.")
+        run_check(get("03.3"), mistakes)
+    assert run_check(get("03.3"), confident_mistakes).endswith("passed.")
 
 
 def test_balanced_accuracy_that_sorts_its_inputs_in_place_is_reported():
     def balanced(labels, predicted, num_classes):
         return balanced_accuracy_score(labels, predicted)
 
-    assert run_check(get("09.2"), balanced).endswith("passed.")
+    assert run_check(get("10.2"), balanced).endswith("passed.")
     with pytest.raises(Incorrect, match=r"changed `labels` or `predicted` in place"):
-        run_check(get("09.2"), _sorting_in_place(balanced))
+        run_check(get("10.2"), _sorting_in_place(balanced))
 
 
 # Markers: exactly right, or an error naming notebook and cell --------------------------------
@@ -147,9 +147,9 @@ SOLVED = '''def square(x):
     SOLVED.replace("# BEGIN SOLUTION 00.1", "# BEGIN_SOLUTION 00.1"),
 ])
 def test_anything_marker_like_that_is_not_exactly_a_marker_is_an_error(source):
-    with pytest.raises(MarkerError, match=r"09_x.ipynb, cell 3, line \d+: .* looks like a "
+    with pytest.raises(MarkerError, match=r"10_x.ipynb, cell 3, line \d+: .* looks like a "
                                           r"solution marker"):
-        strip_solutions(source, {"00.1": "h"}, where="09_x.ipynb, cell 3")
+        strip_solutions(source, {"00.1": "h"}, where="10_x.ipynb, cell 3")
 
 
 def _lesson(heading: str = "## Exercises", solution: str = SOLVED):
@@ -194,8 +194,8 @@ def test_a_marker_error_in_a_later_lesson_leaves_no_partial_edition(tmp_path, mo
     folder = tmp_path / "course"
     folder.mkdir()
     nbformat.write(_lesson(), folder / "01_good.ipynb")
-    nbformat.write(_lesson(solution=SOLVED.replace("BEGIN", "Begin")), folder / "02_bad.ipynb")
-    with pytest.raises(MarkerError, match="02_bad.ipynb, cell 2"):
+    nbformat.write(_lesson(solution=SOLVED.replace("BEGIN", "Begin")), folder / "03_bad.ipynb")
+    with pytest.raises(MarkerError, match="03_bad.ipynb, cell 2"):
         write_student_edition(folder, tmp_path / "student")
     assert not (tmp_path / "student").exists()
     earlier = tmp_path / "earlier"
@@ -212,7 +212,7 @@ def test_a_marker_error_in_a_later_lesson_leaves_no_partial_edition(tmp_path, mo
 def test_grade_refuses_to_save_over_or_beside_the_submissions(tmp_path):
     subs = tmp_path / "subs"
     subs.mkdir()
-    submission = subs / "09_student.ipynb"
+    submission = subs / "10_student.ipynb"
     nbformat.write(exercise_section(FIRST, student=True), submission)
     before = submission.read_bytes()
     with pytest.raises(ValueError, match="holds the input"):
@@ -222,11 +222,11 @@ def test_grade_refuses_to_save_over_or_beside_the_submissions(tmp_path):
     with pytest.raises(ValueError, match="inside the repository's lessons"):
         grade([submission], exercises_only=True, save_to=LESSONS / "graded")
     (tmp_path / "saved").mkdir()
-    (tmp_path / "saved" / "09_student.ipynb").write_text("kept")
-    with pytest.raises(FileExistsError, match="09_student.ipynb"):
+    (tmp_path / "saved" / "10_student.ipynb").write_text("kept")
+    with pytest.raises(FileExistsError, match="10_student.ipynb"):
         grade([submission], exercises_only=True, save_to=tmp_path / "saved")
     assert submission.read_bytes() == before
-    assert (tmp_path / "saved" / "09_student.ipynb").read_text() == "kept"
+    assert (tmp_path / "saved" / "10_student.ipynb").read_text() == "kept"
 
 
 def test_every_submission_gets_rows_named_by_its_path_and_bad_ones_do_not_stop_the_run(tmp_path):

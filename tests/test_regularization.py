@@ -139,7 +139,7 @@ def test_bad_strengths_raise_naming_the_value(make, strength):
 
 @pytest.mark.parametrize("p", [-0.1, 1.0, 1.5])
 def test_dropout_rate_outside_the_unit_interval_raises(p):
-    """The dropout rates lesson 06 sweeps: both ftcore's layer and SmallCNN refuse p outside
+    """The dropout rates lesson 07 sweeps: both ftcore's layer and SmallCNN refuse p outside
     [0, 1) with a message naming the value."""
     with pytest.raises(ValueError, match=rf"p={p!r} must be in \[0, 1\)"):
         Dropout(p)

@@ -183,7 +183,7 @@ def test_plot_sweep_draws_one_line_per_group_per_panel():
         assert ax.get_xscale() == "log"
 
 
-def test_load_target_gives_lesson_03s_tasks(mnist_root):
+def test_load_target_gives_lesson_04s_tasks(mnist_root):
     model, pool, test = load_target("mnist-5-9", pretrain_epochs=1, test_per_class=3, seed=1)
     assert model.head.out_features == 5, "the model pre-trained on digits 0-4"
     assert set(pool.labels.tolist()) == set(range(5)) and pool.classes == ("5", "6", "7", "8", "9")

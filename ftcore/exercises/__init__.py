@@ -3,7 +3,7 @@
 In a lesson's exercise cells::
 
     from ftcore.exercises import check
-    check("03.1", my_function)      # ✓ passed, or one line on what is wrong (no answer given)
+    check("04.1", my_function)      # ✓ passed, or one line on what is wrong (no answer given)
 
 Instructors: ``python -m ftcore student-edition --out DIR`` writes the lessons with every
 solution replaced by a stub that raises ``NotImplementedError`` with a hint,
@@ -20,7 +20,6 @@ from typing import Any
 
 from . import (
     lesson01,
-    lesson02,
     lesson03,
     lesson04,
     lesson05,
@@ -28,6 +27,7 @@ from . import (
     lesson07,
     lesson08,
     lesson09,
+    lesson10,
 )
 from .checks import (
     TIME_LIMIT,
@@ -43,14 +43,14 @@ from .checks import (
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
-    for module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
-                   lesson08, lesson09)
+    for module in (lesson01, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
+                   lesson09, lesson10)
     for exercise in module.EXERCISES
 }
 
 
 def get(exercise_id: str) -> Exercise:
-    """The exercise called ``exercise_id`` (e.g. ``"03.1"``), or a ``KeyError`` naming the ids."""
+    """The exercise called ``exercise_id`` (e.g. ``"04.1"``), or a ``KeyError`` naming the ids."""
     try:
         return EXERCISES[exercise_id]
     except KeyError:

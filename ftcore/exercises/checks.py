@@ -2,7 +2,7 @@
 
 An exercise asks the student to write a function in a marked cell. Its check calls that function
 on fresh inputs of its own (so a hard-coded answer does not pass) and tests what the result must
-satisfy. The verdict is one line: ``✓ Exercise 03.1 (...): passed.`` or an :class:`ExerciseError`
+satisfy. The verdict is one line: ``✓ Exercise 04.1 (...): passed.`` or an :class:`ExerciseError`
 whose message says what is wrong. In Jupyter the error shows as that message alone, with no
 traceback into ``ftcore``: the student's next step is in the message, not in our code.
 """

@@ -5,7 +5,7 @@ runs on its own, in seconds), each exercise's solution marked in the tool's own 
 test cell that calls our check, so students get the same one-line feedback as in the lessons::
 
     from ftcore.exercises import check
-    check("03.1", new_head)
+    check("04.1", new_head)
 
 * ``nbgrader``: a course folder ``DIR/source/lessonNN/NN_name.ipynb`` (solution cells with
   ``### BEGIN SOLUTION`` markers, autograded test cells worth 1 point each, all with ``nbgrader``

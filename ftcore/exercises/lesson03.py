@@ -1,164 +1,164 @@
-"""Checks for lesson 03's exercises: a new head, a frozen body, and how far each layer moved.
+"""Checks for lesson 03's exercises: measuring a classifier, sampling data, reading its mistakes.
 
-Each check uses tiny models of two architectures (a ``SmallCNN`` and an ``MLP``, with different
-feature sizes), built from fixed seeds without touching the global random state, so an answer
-that hard-codes SmallCNN's sizes or layer names fails.
+The checks build a tiny untrained model and random tensors from fixed seeds (leaving the global
+random state alone) and compare the student's function with scikit-learn or ftcore on them.
 """
 
 from __future__ import annotations
 
-import copy
-
 import torch
-from torch import nn
+from sklearn.metrics import accuracy_score
 
-from ..models import MLP, SmallCNN
-from ..transfer import relative_change
-from .checks import Exercise, expect
+from ..models import MLP
+from ..train import confident_mistakes
+from .checks import Exercise, expect, unchanged
 
+# --- 03.1 accuracy, measured in evaluation mode ------------------------------------------------
 
-def _tiny_models() -> list[tuple[str, nn.Module]]:
-    """(description, model): a SmallCNN with 12 features and an MLP with 20, 10 classes each."""
+def _model_in_training_mode() -> MLP:
+    """A tiny classifier with heavy dropout, left in training mode (as ``fit`` leaves a model):
+    its training-mode outputs are not its answers."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
-        return [("a SmallCNN", SmallCNN(10, width=2, hidden=12)), ("an MLP", MLP(10, hidden=(20,)))]
+        return MLP(4, hidden=(32,), dropout=0.5).train()
 
 
-def _images(n: int = 6) -> torch.Tensor:
-    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
-
-
-def _body_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {name: value.clone() for name, value in model.state_dict().items()
-            if not name.startswith("head.")}
-
-
-# --- 03.1 a new head for k classes -------------------------------------------------------------
-
-def _check_new_head(new_head) -> None:
-    for (label, model), k in zip(_tiny_models(), (3, 7), strict=True):
-        old, body = model.head, _body_state(model)
-        result = new_head(model, k)
-        expect(result is model, "change the model you were given (in place) and return it")
-        expect(isinstance(model.head, nn.Linear), f"on {label}, model.head should be an "
-                                                  f"nn.Linear, not {type(model.head).__name__}")
-        expect(model.head is not old, f"on {label}, model.head is still the old layer: put a "
-                                      f"new one in its place (changing out_features alone does "
-                                      f"not change the weights)")
-        expect(model.head.in_features == old.in_features,
-               f"on {label}, the new head takes {model.head.in_features} inputs but the body "
-               f"hands it {old.in_features} features: read the size from the old head")
-        expect(model.head.out_features == k,
-               f"on {label}, the new head has {model.head.out_features} outputs for {k} classes")
-        after = _body_state(model)
-        expect(after.keys() == body.keys() and all(torch.equal(body[n], after[n]) for n in body),
-               f"on {label}, the body's weights changed: only the head should be new")
-        expect(all(p.requires_grad for p in model.head.parameters()),
-               f"on {label}, the new head is frozen: it is the part that must learn")
-        rows = min(k, old.out_features)
-        expect(not torch.equal(model.head.weight[:rows].detach(), old.weight[:rows].detach()),
-               f"on {label}, the new head starts from the old head's weights: the old classes "
-               f"mean nothing for the new task, so start from a freshly initialised layer")
-        with torch.no_grad():
-            shape = tuple(model.eval()(_images()).shape)
-        expect(shape == (6, k), f"on {label}, 6 images give logits of shape {shape}")
-
-
-# --- 03.2 freeze the body for feature extraction -----------------------------------------------
-
-def _check_feature_extraction(feature_extraction) -> None:
-    for label, model in _tiny_models():
-        model.head.requires_grad_(False)  # the state a model may arrive in: frozen head
-        model.get_submodule("features").requires_grad_(True)
-        names = {id(p): name for name, p in model.named_parameters()}
-        result = feature_extraction(model)
-        expect(result is not None, "return the parameters the optimizer should train")
-        params = [result] if isinstance(result, torch.Tensor) else list(result)
-        for name, p in model.named_parameters():
-            if name.startswith("head."):
-                expect(p.requires_grad, f"on {label}, the head parameter '{name}' is frozen: "
-                                        f"the head must train (even if it arrived frozen)")
-            else:
-                expect(not p.requires_grad,
-                       f"on {label}, the body parameter '{name}' is still trainable: every body "
-                       f"parameter must have requires_grad=False (eval() and no_grad() freeze "
-                       f"nothing)")
-        expect(all(id(p) in names for p in params),
-               f"on {label}, you return tensors that are not the model's parameters (copies, or "
-               f".data?): the optimizer must hold the parameters themselves")
-        returned = {names[id(p)] for p in params}
-        head = {name for name in names.values() if name.startswith("head.")}
-        extra = sorted(returned - head)
-        expect(not extra, f"on {label}, you return frozen body parameters too "
-                          f"({', '.join(extra[:2])}, ...): give the optimizer only what trains")
-        expect(returned == head, f"on {label}, the head parameters "
-                                 f"{', '.join(sorted(head - returned))} are missing")
-
-
-# --- 03.3 how far each layer moved -------------------------------------------------------------
-
-def _moved(model: nn.Module, seed: int, scale: float, still: int = 0) -> nn.Module:
-    """A copy of ``model`` with its parameters moved by different amounts (every ``still``-th
-    one not at all) and its BatchNorm statistics changed too (buffers, not parameters)."""
-    moved = copy.deepcopy(model)
-    g = torch.Generator().manual_seed(seed)
+def _check_accuracy(accuracy) -> None:
+    model = _model_in_training_mode()
+    g = torch.Generator().manual_seed(2)
+    images = torch.rand(250, 1, 28, 28, generator=g)
     with torch.no_grad():
-        for i, p in enumerate(moved.parameters()):
-            if not still or i % still:
-                p.add_(torch.randn(p.shape, generator=g) * scale * (i + 1))
-        for buffer in moved.buffers():
-            if buffer.is_floating_point():
-                buffer.add_(1.0)
-    return moved
+        predicted = model.eval()(images).argmax(dim=1)  # its real answers
+    model.train()  # as fit left it
+    wrong = torch.rand(250, generator=g) < 0.35
+    labels = torch.where(wrong, (predicted + 1) % 4, predicted)
+    true = accuracy_score(labels.numpy(), predicted.numpy())
+    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator
+        torch.manual_seed(3)
+        result = accuracy(model, images, labels, batch_size=100)
+    result = float(result.item() if isinstance(result, torch.Tensor) else result)
+    expect(0 <= result <= 1, f"your accuracy is {result:g}: it should be the fraction of "
+                             f"images classified correctly, between 0 and 1")
+    first_batches = [accuracy_score(labels[:n].numpy(), predicted[:n].numpy()) for n in (100, 200)]
+    expect(not any(abs(result - value) < 1e-6 for value in first_batches),
+           "your accuracy counts only some of the images: with 250 images and batch_size=100 "
+           "there are three batches, and the last one is smaller")
+    batch_means = sum(accuracy_score(y.numpy(), p.numpy())
+                      for y, p in zip(labels.split(100), predicted.split(100), strict=True)) / 3
+    expect(abs(result - batch_means) > 1e-6,
+           "you average the accuracies of the batches, but the last batch is smaller: count the "
+           "correct answers over all images, then divide once")
+    expect(abs(result - true) < 1e-6,
+           "your accuracy does not match the model's answers in evaluation mode: a model fresh "
+           "from training still has dropout (and batch norm) behaving as in training")
 
 
-def _check_relative_change(relative_change_answer) -> None:
-    for seed, (label, model) in enumerate(_tiny_models()):
-        before = _moved(model, seed, scale=0.1)  # no parameter is all zeros (BatchNorm's biases)
-        after = _moved(before, seed + 10, scale=0.02, still=3)
-        kept = [copy.deepcopy(m.state_dict()) for m in (before, after)]
-        result = relative_change_answer(before, after)
-        expect(all(torch.equal(state[n], v) for state, m in zip(kept, (before, after), strict=True)
-                   for n, v in m.state_dict().items()),
-               "your function changed a model's weights: only measure them")
-        expect(isinstance(result, dict), f"return a dict {{parameter name: float}}, not a "
-                                         f"{type(result).__name__}")
-        expected = relative_change(before, after)
-        extra = sorted(set(result) - set(expected))
-        expect(not extra, f"on {label}, your dict has entries that are not parameters "
-                          f"({', '.join(map(str, extra[:3]))}): measure model.named_parameters() "
-                          f"only (BatchNorm's running statistics are buffers)")
-        missing = sorted(set(expected) - set(result))
-        expect(not missing, f"on {label}, your dict misses parameters "
-                            f"({', '.join(missing[:3])}): one entry per named parameter")
-        for name, value in expected.items():
-            got = result[name]
-            got = float(got.item() if isinstance(got, torch.Tensor) else got)
-            expect(abs(got - value) <= 1e-5 * max(value, 1e-3),
-                   f"on {label}, the change of '{name}' is not right: it is the size (norm) of "
-                   f"the whole difference w - w0, divided by the size of w0, the weights before")
+# --- 03.2 a stratified sample ------------------------------------------------------------------
+
+def _shuffled_labels(counts: list[int], seed: int) -> torch.Tensor:
+    """Labels with ``counts[k]`` examples of class k, in random order."""
+    labels = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+    return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
+
+
+def _positions(sample_per_class, labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    result = sample_per_class(labels.clone(), n, seed=seed)
+    integer = isinstance(result, torch.Tensor) and result.dtype in (torch.int32, torch.int64)
+    expect(integer and result.dim() == 1, "return a 1-D tensor of integer positions into labels")
+    expect(len(result) == 0 or (result.min() >= 0 and result.max() < len(labels)),
+           "some of your positions are outside 0..len(labels)-1")
+    return result.long()
+
+
+def _check_sample_per_class(sample_per_class) -> None:
+    counts, n = [12, 30, 7, 20, 15], 5
+    labels = _shuffled_labels(counts, seed=0)
+    state = torch.random.get_rng_state()
+    chosen = _positions(sample_per_class, labels, n, seed=0)
+    touched = not torch.equal(state, torch.random.get_rng_state())
+    expect(len(chosen.unique()) == len(chosen),
+           "the same example is chosen twice: sample without replacement")
+    per_class = torch.bincount(labels[chosen], minlength=len(counts))
+    expect((per_class == n).all(),
+           f"asked for {n} examples per class, your sample has {per_class.tolist()} of classes "
+           f"0..{len(counts) - 1}: draw from each class separately")
+    again = _positions(sample_per_class, labels, n, seed=0)
+    expect(torch.equal(chosen.sort().values, again.sort().values),
+           "two calls with the same seed chose different examples: the sample should depend on "
+           "seed alone (use a torch.Generator seeded with it, not the global random state)")
+    samples = [set(_positions(sample_per_class, labels, n, seed=s).tolist()) for s in range(1, 4)]
+    first = set().union(*[set((labels == k).nonzero().squeeze(1)[:n].tolist())
+                          for k in range(len(counts))])
+    expect(not all(s == first for s in samples),
+           "you always take the first examples of each class: within a class, choose at random")
+    expect(len({frozenset(s) for s in samples + [set(chosen.tolist())]}) > 1,
+           "different seeds give the same sample: the seed should change which examples are "
+           "chosen")
+    expect(not touched, "your function changed the global random state (torch.manual_seed, or "
+                        "drawing from it): give the sample its own torch.Generator, so the rest "
+                        "of the program's randomness is left alone")
+    smallest = min(counts)
+    try:
+        sample_per_class(labels.clone(), smallest + 1, seed=0)
+    except ValueError:
+        return
+    expect(False, f"asking for {smallest + 1} examples per class when one class has only "
+                  f"{smallest} should raise ValueError: returning a smaller, unbalanced sample "
+                  f"would silently bias the experiment")
+
+
+# --- 03.3 the most confident mistakes ----------------------------------------------------------
+
+def _check_most_confident_mistakes(most_confident_mistakes) -> None:
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(80, 5, generator=g)
+    predicted = logits.argmax(dim=1)
+    cases = {"many mistakes": (torch.randint(0, 5, (80,), generator=g), 6)}
+    few = predicted.clone()
+    few[[3, 17, 42]] = (few[[3, 17, 42]] + 2) % 5
+    cases["3 mistakes, k=10"] = (few, 10)
+    for name, (labels, k) in cases.items():
+        result = unchanged(most_confident_mistakes, logits, labels, k,
+                           what="`logits` or `labels`")
+        expect(isinstance(result, torch.Tensor) and result.dim() == 1,
+               "return a 1-D tensor of positions (indices into logits)")
+        expected = confident_mistakes(logits, labels, k)
+        result = result.long()
+        expect(len(result) == 0 or (result.min() >= 0 and result.max() < len(labels)),
+               "some of your positions are outside 0..N-1")
+        expect((predicted[result] != labels[result]).all(),
+               f"({name}) one of your positions is a correct prediction: keep only the "
+               f"mistakes (there may be fewer than k of them)")
+        expect(len(result) == len(expected),
+               f"({name}) you returned {len(result)} positions: return k mistakes, or every "
+               f"mistake if there are fewer than k")
+        expect(set(result.tolist()) == set(expected.tolist()),
+               f"({name}) these are not the most confident mistakes: rank the mistakes by the "
+               f"probability (softmax) the model gave to the class it predicted")
+        expect(torch.equal(result, expected),
+               f"({name}) the right mistakes, in the wrong order: most confident first")
 
 
 EXERCISES: list[Exercise] = [
     Exercise(
         id="03.1",
-        title="A new head for k classes",
-        hint="the new head must accept what the body produces (where can you read how many "
-             "features that is?) and must be a fresh layer",
-        test=_check_new_head,
+        title="Accuracy, measured in evaluation mode",
+        hint="dropout and BatchNorm behave differently while training: which mode should a "
+             "measurement use? Count the correct predictions over all the batches",
+        test=_check_accuracy,
     ),
     Exercise(
         id="03.2",
-        title="Freeze the body for feature extraction",
-        hint="feature extraction trains the head alone: which parameters need gradients, and "
-             "which should the optimizer get? Do not assume the head arrives trainable",
-        test=_check_feature_extraction,
+        title="A stratified sample",
+        hint="use a torch.Generator made from `seed` (never the global one) and sample each class"
+             " on its own, without replacement",
+        test=_check_sample_per_class,
     ),
     Exercise(
         id="03.3",
-        title="How far did each layer move?",
-        hint="relative change is the norm of (after - before) divided by the norm of before, for "
-             "each parameter (buffers are not parameters)",
-        test=_check_relative_change,
+        title="The most confident mistakes",
+        hint="a mistake is a row whose predicted class differs from its label; its confidence is "
+             "the softmax probability of the predicted class",
+        test=_check_most_confident_mistakes,
     ),
 ]

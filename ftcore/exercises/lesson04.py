@@ -1,199 +1,164 @@
-"""Checks for lesson 04's exercises: freezing the first k blocks, discriminative learning rates,
-and frozen BatchNorm in training mode.
+"""Checks for lesson 04's exercises: a new head, a frozen body, and how far each layer moved.
 
-Each check builds tiny models of two architectures (a ``SmallCNN`` and an ``MLP``, whose blocks
-have different names and counts), so an answer that hard-codes SmallCNN's layer names fails.
+Each check uses tiny models of two architectures (a ``SmallCNN`` and an ``MLP``, with different
+feature sizes), built from fixed seeds without touching the global random state, so an answer
+that hard-codes SmallCNN's sizes or layer names fails.
 """
 
 from __future__ import annotations
 
 import copy
-import math
-from random import Random
 
 import torch
 from torch import nn
 
 from ..models import MLP, SmallCNN
-from ..surgery import blocks, body_blocks, freeze, unfreeze
+from ..transfer import relative_change
 from .checks import Exercise, expect
-
-_RANDOM = Random(0)  # the checks' inputs; each check reseeds it, so a verdict never depends on luck
 
 
 def _tiny_models() -> list[tuple[str, nn.Module]]:
-    """A SmallCNN and an MLP of random small sizes (the global random state is left alone)."""
+    """(description, model): a SmallCNN with 12 features and an MLP with 20, 10 classes each."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_RANDOM.randrange(2**31))
-        return [("a SmallCNN", SmallCNN(_RANDOM.choice((3, 5, 10)), width=2, hidden=8)),
-                ("an MLP with 4 hidden layers", MLP(3, hidden=(8, 6, 6, 4)))]
+        torch.manual_seed(0)
+        return [("a SmallCNN", SmallCNN(10, width=2, hidden=12)), ("an MLP", MLP(10, hidden=(20,)))]
 
 
-def _trainable(module: nn.Module) -> bool:
-    return any(p.requires_grad for p in module.parameters())
+def _images(n: int = 6) -> torch.Tensor:
+    return torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(0))
 
 
-# --- 04.1 -------------------------------------------------------------------------------------
-
-def _check_freeze_first(freeze_first) -> None:
-    _RANDOM.seed(41)
-    for label, model in _tiny_models():
-        body, fresh = body_blocks(model), copy.deepcopy(model)
-        for k in range(len(body) + 1):
-            model = copy.deepcopy(fresh)
-            freeze_first(model, k)
-            call = f"on {label}, after freeze_first(model, {k})"
-            for i, name in enumerate(body):
-                module = model.get_submodule(name)
-                expect(i >= k or not _trainable(module),
-                       f"{call} the body block '{name}' (number {i + 1} from the input) still "
-                       "has trainable parameters: every parameter of the first k body blocks "
-                       "must have requires_grad=False")
-                expect(i < k or all(p.requires_grad for p in module.parameters()),
-                       f"{call} the body block '{name}' (number {i + 1} from the input) is "
-                       "frozen, but only the first k should be: count the blocks from the input "
-                       "side, starting at the first one")
-            expect(all(p.requires_grad for p in model.head.parameters()),
-                   f"{call} the head is frozen: it is not a body block and must always train")
-        freeze_first(model, 1)  # model has every body block frozen: lower k to unfreeze again
-        expect(all(_trainable(model.get_submodule(name)) for name in body[1:]),
-               f"on {label}, freeze_first(model, {len(body)}) then freeze_first(model, 1) left "
-               "a block after the first one frozen: each call must make everything after the "
-               "first k blocks trainable, whatever an earlier call froze")
+def _body_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {name: value.clone() for name, value in model.state_dict().items()
+            if not name.startswith("head.")}
 
 
-# --- 04.2 -------------------------------------------------------------------------------------
+# --- 04.1 a new head for k classes -------------------------------------------------------------
 
-def _rates(groups, model: nn.Module) -> dict[int, float]:
-    """id(parameter) -> learning rate, checking the groups' form on the way."""
-    expect(isinstance(groups, (list, tuple)) and groups and all(
-        isinstance(g, dict) and "params" in g for g in groups),
-        "return a list of dicts, each with the keys 'params' (a list of parameters) and 'lr'")
-    rates: dict[int, float] = {}
-    names = {id(p): name for name, p in model.named_parameters()}
-    for group in groups:
-        expect("lr" in group, "every group needs its own 'lr'")
-        params = group["params"]
-        params = [params] if isinstance(params, torch.Tensor) else list(params)
-        for p in params:
-            expect(id(p) in names, "a group holds a tensor that is not a parameter of the model")
-            expect(id(p) not in rates, f"the parameter '{names[id(p)]}' is in two groups: put "
-                                       "each parameter in exactly one")
-            expect(p.requires_grad, f"the frozen parameter '{names[id(p)]}' is in a group: "
-                                    "leave out parameters with requires_grad=False")
-            rates[id(p)] = float(group["lr"])
-    return rates
-
-
-def _check_rates(groups, model: nn.Module, lr: float, decay: float, label: str) -> None:
-    rates = _rates(groups, model)
-    named = blocks(model)
-    for name, module in named:
-        for p in module.parameters():
-            expect(not p.requires_grad or id(p) in rates,
-                   f"on {label}, a trainable parameter of the block '{name}' is in no group: "
-                   "every trainable parameter must be trained")
-    block_rate = {}
-    for name, module in named:
-        found = {rates[id(p)] for p in module.parameters() if id(p) in rates}
-        expect(len(found) <= 1, f"on {label}, the parameters of the block '{name}' got "
-                                "different rates: one rate per block")
-        block_rate[name] = found.pop() if found else None
-    for i, (name, _) in reversed(list(enumerate(named))):  # from the head down
-        if block_rate[name] is None:
-            continue
-        if i == len(named) - 1:
-            expect(math.isclose(block_rate[name], lr, rel_tol=1e-6),
-                   f"on {label}, the head (the last block) does not get lr itself")
-        else:
-            expect(math.isclose(block_rate[name] / lr, decay ** (len(named) - 1 - i),
-                                rel_tol=1e-6),
-                   f"on {label}, the block '{name}' does not get decay times the rate of the "
-                   f"block after it ('{named[i + 1][0]}'): the exponent of decay is the number "
-                   "of blocks from this one to the head, counting every block of the model "
-                   "(frozen ones too)")
-
-
-def _check_groups(discriminative_groups) -> None:
-    _RANDOM.seed(42)
-    for label, model in _tiny_models():
-        lr, decay = _RANDOM.uniform(0.01, 0.2), _RANDOM.uniform(0.2, 0.8)
-        groups = discriminative_groups(model, lr, decay)
-        _check_rates(groups, model, lr, decay, label)
-        for frozen in body_blocks(model)[:2]:  # a frozen block keeps its place in the count
-            freeze(model, frozen)
-            groups = discriminative_groups(model, lr, decay)
-            _check_rates(groups, model, lr, decay, f"{label} with '{frozen}' frozen")
-            unfreeze(model)
-
-
-# --- 04.3 -------------------------------------------------------------------------------------
-
-class _TwoNorms(nn.Module):
-    """Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d -> Linear, on (N, 6) inputs."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.layers = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(),
-                                    nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5),
-                                    nn.Linear(8, 3))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layers(x)
-
-
-def _cases():
-    """(description, model, input batch, frozen norms, trainable norms, dropout layers)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_RANDOM.randrange(2**31))
-        cnn = SmallCNN(3, width=2, hidden=8)
-        freeze(cnn, "features.conv1")
-        mlp = _TwoNorms()
-        freeze(mlp, "layers.1")  # the first BatchNorm1d alone; its Linear trains
-        return [
-            ("a SmallCNN with features.conv1 frozen", cnn, torch.rand(16, 1, 28, 28),
-             [cnn.features.conv1.norm], [cnn.features.conv2.norm], [cnn.features.fc.dropout]),
-            ("a network whose first BatchNorm1d is frozen", mlp, torch.randn(16, 6) * 3 + 1,
-             [mlp.layers[1]], [mlp.layers[4]], [mlp.layers[5]]),
-        ]
-
-
-def _check_train_mode(train_mode) -> None:
-    _RANDOM.seed(43)
-    for label, model, x, frozen, trainable, dropouts in _cases():
-        model.eval()
-        train_mode(model)
-        expect(model.training, f"on {label}, the model is still in evaluation mode: the rest of "
-                               "the model must train")
-        expect(all(d.training for d in dropouts),
-               f"on {label}, dropout is in evaluation mode: only frozen BatchNorm layers stay "
-               "in evaluation mode")
-        norms = frozen + trainable
-        before = [norm.running_mean.clone() for norm in norms]
+def _check_new_head(new_head) -> None:
+    for (label, model), k in zip(_tiny_models(), (3, 7), strict=True):
+        old, body = model.head, _body_state(model)
+        result = new_head(model, k)
+        expect(result is model, "change the model you were given (in place) and return it")
+        expect(isinstance(model.head, nn.Linear), f"on {label}, model.head should be an "
+                                                  f"nn.Linear, not {type(model.head).__name__}")
+        expect(model.head is not old, f"on {label}, model.head is still the old layer: put a "
+                                      f"new one in its place (changing out_features alone does "
+                                      f"not change the weights)")
+        expect(model.head.in_features == old.in_features,
+               f"on {label}, the new head takes {model.head.in_features} inputs but the body "
+               f"hands it {old.in_features} features: read the size from the old head")
+        expect(model.head.out_features == k,
+               f"on {label}, the new head has {model.head.out_features} outputs for {k} classes")
+        after = _body_state(model)
+        expect(after.keys() == body.keys() and all(torch.equal(body[n], after[n]) for n in body),
+               f"on {label}, the body's weights changed: only the head should be new")
+        expect(all(p.requires_grad for p in model.head.parameters()),
+               f"on {label}, the new head is frozen: it is the part that must learn")
+        rows = min(k, old.out_features)
+        expect(not torch.equal(model.head.weight[:rows].detach(), old.weight[:rows].detach()),
+               f"on {label}, the new head starts from the old head's weights: the old classes "
+               f"mean nothing for the new task, so start from a freshly initialised layer")
         with torch.no_grad():
-            model(x)
-        moved = [not torch.equal(mean, norm.running_mean)
-                 for mean, norm in zip(before, norms, strict=True)]
-        expect(not any(moved[:len(frozen)]),
-               f"on {label}, a BatchNorm layer with frozen parameters updated its running "
-               "statistics during a forward pass: a BatchNorm in training mode always does")
-        expect(all(moved[len(frozen):]),
-               f"on {label}, a BatchNorm layer whose parameters are trainable did not update its "
-               "statistics: only the frozen ones stay in evaluation mode")
+            shape = tuple(model.eval()(_images()).shape)
+        expect(shape == (6, k), f"on {label}, 6 images give logits of shape {shape}")
+
+
+# --- 04.2 freeze the body for feature extraction -----------------------------------------------
+
+def _check_feature_extraction(feature_extraction) -> None:
+    for label, model in _tiny_models():
+        model.head.requires_grad_(False)  # the state a model may arrive in: frozen head
+        model.get_submodule("features").requires_grad_(True)
+        names = {id(p): name for name, p in model.named_parameters()}
+        result = feature_extraction(model)
+        expect(result is not None, "return the parameters the optimizer should train")
+        params = [result] if isinstance(result, torch.Tensor) else list(result)
+        for name, p in model.named_parameters():
+            if name.startswith("head."):
+                expect(p.requires_grad, f"on {label}, the head parameter '{name}' is frozen: "
+                                        f"the head must train (even if it arrived frozen)")
+            else:
+                expect(not p.requires_grad,
+                       f"on {label}, the body parameter '{name}' is still trainable: every body "
+                       f"parameter must have requires_grad=False (eval() and no_grad() freeze "
+                       f"nothing)")
+        expect(all(id(p) in names for p in params),
+               f"on {label}, you return tensors that are not the model's parameters (copies, or "
+               f".data?): the optimizer must hold the parameters themselves")
+        returned = {names[id(p)] for p in params}
+        head = {name for name in names.values() if name.startswith("head.")}
+        extra = sorted(returned - head)
+        expect(not extra, f"on {label}, you return frozen body parameters too "
+                          f"({', '.join(extra[:2])}, ...): give the optimizer only what trains")
+        expect(returned == head, f"on {label}, the head parameters "
+                                 f"{', '.join(sorted(head - returned))} are missing")
+
+
+# --- 04.3 how far each layer moved -------------------------------------------------------------
+
+def _moved(model: nn.Module, seed: int, scale: float, still: int = 0) -> nn.Module:
+    """A copy of ``model`` with its parameters moved by different amounts (every ``still``-th
+    one not at all) and its BatchNorm statistics changed too (buffers, not parameters)."""
+    moved = copy.deepcopy(model)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for i, p in enumerate(moved.parameters()):
+            if not still or i % still:
+                p.add_(torch.randn(p.shape, generator=g) * scale * (i + 1))
+        for buffer in moved.buffers():
+            if buffer.is_floating_point():
+                buffer.add_(1.0)
+    return moved
+
+
+def _check_relative_change(relative_change_answer) -> None:
+    for seed, (label, model) in enumerate(_tiny_models()):
+        before = _moved(model, seed, scale=0.1)  # no parameter is all zeros (BatchNorm's biases)
+        after = _moved(before, seed + 10, scale=0.02, still=3)
+        kept = [copy.deepcopy(m.state_dict()) for m in (before, after)]
+        result = relative_change_answer(before, after)
+        expect(all(torch.equal(state[n], v) for state, m in zip(kept, (before, after), strict=True)
+                   for n, v in m.state_dict().items()),
+               "your function changed a model's weights: only measure them")
+        expect(isinstance(result, dict), f"return a dict {{parameter name: float}}, not a "
+                                         f"{type(result).__name__}")
+        expected = relative_change(before, after)
+        extra = sorted(set(result) - set(expected))
+        expect(not extra, f"on {label}, your dict has entries that are not parameters "
+                          f"({', '.join(map(str, extra[:3]))}): measure model.named_parameters() "
+                          f"only (BatchNorm's running statistics are buffers)")
+        missing = sorted(set(expected) - set(result))
+        expect(not missing, f"on {label}, your dict misses parameters "
+                            f"({', '.join(missing[:3])}): one entry per named parameter")
+        for name, value in expected.items():
+            got = result[name]
+            got = float(got.item() if isinstance(got, torch.Tensor) else got)
+            expect(abs(got - value) <= 1e-5 * max(value, 1e-3),
+                   f"on {label}, the change of '{name}' is not right: it is the size (norm) of "
+                   f"the whole difference w - w0, divided by the size of w0, the weights before")
 
 
 EXERCISES: list[Exercise] = [
-    Exercise("04.1", "Freeze the first k body blocks",
-             hint="count the body's blocks from the input (ftcore.surgery.body_blocks lists them "
-                  "in order); a second call with a smaller k must make the later blocks trainable"
-                  " again",
-             test=_check_freeze_first),
-    Exercise("04.2", "Discriminative learning rates",
-             hint="the head learns at lr and each block nearer the input learns `decay` times "
-                  "slower than the next one; frozen parameters belong in no group",
-             test=_check_groups),
-    Exercise("04.3", "Keep frozen BatchNorm in evaluation mode",
-             hint="model.train() switches every module; which modules keep running statistics, "
-                  "and which of those must not change?",
-             test=_check_train_mode),
+    Exercise(
+        id="04.1",
+        title="A new head for k classes",
+        hint="the new head must accept what the body produces (where can you read how many "
+             "features that is?) and must be a fresh layer",
+        test=_check_new_head,
+    ),
+    Exercise(
+        id="04.2",
+        title="Freeze the body for feature extraction",
+        hint="feature extraction trains the head alone: which parameters need gradients, and "
+             "which should the optimizer get? Do not assume the head arrives trainable",
+        test=_check_feature_extraction,
+    ),
+    Exercise(
+        id="04.3",
+        title="How far did each layer move?",
+        hint="relative change is the norm of (after - before) divided by the norm of before, for "
+             "each parameter (buffers are not parameters)",
+        test=_check_relative_change,
+    ),
 ]

@@ -1,147 +1,199 @@
-"""Checks for lesson 05's exercises: diagnosing a run from its learning curves, and shuffling a
-fraction of the labels while keeping every class's count (Zhang et al.'s random labels)."""
+"""Checks for lesson 05's exercises: freezing the first k blocks, discriminative learning rates,
+and frozen BatchNorm in training mode.
+
+Each check builds tiny models of two architectures (a ``SmallCNN`` and an ``MLP``, whose blocks
+have different names and counts), so an answer that hard-codes SmallCNN's layer names fails.
+"""
 
 from __future__ import annotations
 
+import copy
+import math
 from random import Random
 
 import torch
+from torch import nn
 
-from ..train import History
+from ..models import MLP, SmallCNN
+from ..surgery import blocks, body_blocks, freeze, unfreeze
 from .checks import Exercise, expect
 
 _RANDOM = Random(0)  # the checks' inputs; each check reseeds it, so a verdict never depends on luck
-REGIMES = ("underfit", "overfit", "good fit")
+
+
+def _tiny_models() -> list[tuple[str, nn.Module]]:
+    """A SmallCNN and an MLP of random small sizes (the global random state is left alone)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_RANDOM.randrange(2**31))
+        return [("a SmallCNN", SmallCNN(_RANDOM.choice((3, 5, 10)), width=2, hidden=8)),
+                ("an MLP with 4 hidden layers", MLP(3, hidden=(8, 6, 6, 4)))]
+
+
+def _trainable(module: nn.Module) -> bool:
+    return any(p.requires_grad for p in module.parameters())
 
 
 # --- 05.1 -------------------------------------------------------------------------------------
 
-def _history(train_acc: float, val_acc: float, val_loss: tuple[float, float, float]) -> History:
-    """A synthetic ``History`` with an odd number of epochs: the accuracies rise (with a little
-    noise) to their final values; the validation loss goes from ``val_loss[0]`` at the first
-    epoch to ``val_loss[1]`` at the middle one and ``val_loss[2]`` at the last, linearly."""
-    half = _RANDOM.randint(4, 12)
-    records = []
-    for e in range(1, 2 * half + 2):
-        t, noise = e / (2 * half + 1), (_RANDOM.uniform(-0.01, 0.01) if e <= 2 * half else 0)
-        first, second = (0, 1) if e <= half + 1 else (1, 2)
-        w = (e - 1) / half - first
-        train = min(0.3 + (train_acc - 0.3) * t ** 0.5 + noise, 1.0)
-        records.append({"epoch": e, "train_loss": 2 * (1 - train) + 0.01, "train_acc": train,
-                        "val_loss": val_loss[first] + w * (val_loss[second] - val_loss[first]),
-                        "val_acc": min(0.3 + (val_acc - 0.3) * t ** 0.5 + noise, 1.0),
-                        "seconds": 0.1})
-    return History(records)
-
-
-def _peaked(train_acc: float, val_acc: float) -> History:
-    """Like :func:`_history` (falling validation loss), but validation accuracy peaks mid-run
-    within 0.02 of the final training accuracy before falling to ``val_acc``."""
-    records = _history(train_acc, val_acc, (1.8, 0.7, 0.45)).records
-    middle = len(records) // 2
-    records[middle] = {**records[middle], "val_acc": train_acc - 0.02}
-    return History(records)
-
-
-def _cases():
-    """(history, keyword arguments, verdict, what the curves show, where to look if wrong)."""
-    u = _RANDOM.uniform
-    falling = (u(1.5, 2.0), u(0.6, 0.8), u(0.4, 0.5))
-    rising = (u(1.2, 1.5), u(0.3, 0.4), u(0.6, 0.7))       # lowest in the middle, then up
-    low, fits = u(0.55, 0.7), u(0.96, 0.99)
-    return [
-        (_history(low, low - u(0.02, 0.06), falling), {}, "underfit",
-         "low training accuracy and a small gap",
-         "compare the final training accuracy with underfit_below"),
-        (_history(fits, fits - u(0.03, 0.05), falling), {}, "good fit",
-         "high training accuracy, a small gap and a falling validation loss",
-         "use each quantity's final value (the last record), not its best or its mean"),
-        (_history(u(0.72, 0.78), u(0.45, 0.5), falling), {}, "underfit",
-         "training accuracy below underfit_below and a large gap",
-         "the rule asks first whether the model fits its training set at all"),
-        (_history(u(0.98, 1.0), u(0.75, 0.8), falling), {}, "overfit",
-         "a large gap between final training and validation accuracy",
-         "compare the final gap (train_acc - val_acc) with overfit_gap"),
-        (_peaked(u(0.98, 1.0), u(0.75, 0.8)), {}, "overfit",
-         "validation accuracy that peaked mid-run and then fell, leaving a large final gap",
-         "use each quantity's final value (the last record), not its best"),
-        (_history(u(0.97, 1.0), u(0.92, 0.94), rising), {}, "overfit",
-         "a small gap, but a validation loss that fell and then rose to about twice its lowest "
-         "value (yet below where it started)",
-         "compare the final validation loss with its lowest value over the run"),
-        (_history(u(0.9, 0.93), u(0.88, 0.9), falling), {"underfit_below": 0.95}, "underfit",
-         "final training accuracy below a custom underfit_below=0.95",
-         "use the thresholds the function is given, not fixed numbers"),
-        (_history(u(0.97, 0.99), u(0.91, 0.92), falling), {"overfit_gap": 0.03}, "overfit",
-         "a gap above a custom overfit_gap=0.03",
-         "use the thresholds the function is given, not fixed numbers"),
-        (_history(u(0.97, 1.0), u(0.93, 0.95), (1.5, 0.4, 0.52)), {"loss_rise": 1.5},
-         "good fit", "a validation loss 1.3 times its lowest value, with loss_rise=1.5",
-         "use the thresholds the function is given, not fixed numbers"),
-    ]
-
-
-def _check_diagnose(diagnose) -> None:
-    _RANDOM.seed(51)
-    for history, kwargs, verdict, shows, look in _cases():
-        answer = diagnose(history, **kwargs)
-        expect(answer in REGIMES, f"diagnose returned {answer!r}; it must return one of "
-                                  f"{', '.join(repr(r) for r in REGIMES)}")
-        given = f" (called with {kwargs})" if kwargs else ""
-        expect(answer == verdict, f"for a run with {shows}{given}, you answered {answer!r}: "
-                                  f"{look}")
+def _check_freeze_first(freeze_first) -> None:
+    _RANDOM.seed(41)
+    for label, model in _tiny_models():
+        body, fresh = body_blocks(model), copy.deepcopy(model)
+        for k in range(len(body) + 1):
+            model = copy.deepcopy(fresh)
+            freeze_first(model, k)
+            call = f"on {label}, after freeze_first(model, {k})"
+            for i, name in enumerate(body):
+                module = model.get_submodule(name)
+                expect(i >= k or not _trainable(module),
+                       f"{call} the body block '{name}' (number {i + 1} from the input) still "
+                       "has trainable parameters: every parameter of the first k body blocks "
+                       "must have requires_grad=False")
+                expect(i < k or all(p.requires_grad for p in module.parameters()),
+                       f"{call} the body block '{name}' (number {i + 1} from the input) is "
+                       "frozen, but only the first k should be: count the blocks from the input "
+                       "side, starting at the first one")
+            expect(all(p.requires_grad for p in model.head.parameters()),
+                   f"{call} the head is frozen: it is not a body block and must always train")
+        freeze_first(model, 1)  # model has every body block frozen: lower k to unfreeze again
+        expect(all(_trainable(model.get_submodule(name)) for name in body[1:]),
+               f"on {label}, freeze_first(model, {len(body)}) then freeze_first(model, 1) left "
+               "a block after the first one frozen: each call must make everything after the "
+               "first k blocks trainable, whatever an earlier call froze")
 
 
 # --- 05.2 -------------------------------------------------------------------------------------
 
-def _check_shuffle(shuffle_labels) -> None:
-    _RANDOM.seed(52)
-    n, classes = 600, 10
-    weights = torch.tensor([_RANDOM.uniform(0.3, 1.0) for _ in range(classes)])
-    labels = torch.multinomial(weights, n, replacement=True,
-                               generator=torch.Generator().manual_seed(_RANDOM.randrange(2**31)))
-    original = labels.clone()
-    seed = _RANDOM.randrange(1000)
-    for fraction in (0.0, 0.3, 1.0):
-        out = shuffle_labels(labels, fraction, seed)
-        expect(torch.equal(labels, original), "your function changed the labels it was given: "
-                                              "work on a copy (labels.clone())")
-        expect(isinstance(out, torch.Tensor) and out.shape == labels.shape
-               and out.dtype == labels.dtype,
-               "return a tensor of the same shape and dtype as labels")
-        expect(torch.equal(torch.bincount(out, minlength=classes),
-                           torch.bincount(labels, minlength=classes)),
-               f"with fraction={fraction}, the number of labels of some class changed: new "
-               "labels must be a rearrangement of the old ones, not fresh random draws")
-        chosen = round(fraction * n)
-        changed = (out != labels).nonzero().squeeze(1)
-        expect(len(changed) <= chosen,
-               f"with fraction={fraction}, {len(changed)} of {n} labels changed, more than "
-               "fraction x N: shuffle only the labels at the chosen positions")
-        if fraction == 0:
+def _rates(groups, model: nn.Module) -> dict[int, float]:
+    """id(parameter) -> learning rate, checking the groups' form on the way."""
+    expect(isinstance(groups, (list, tuple)) and groups and all(
+        isinstance(g, dict) and "params" in g for g in groups),
+        "return a list of dicts, each with the keys 'params' (a list of parameters) and 'lr'")
+    rates: dict[int, float] = {}
+    names = {id(p): name for name, p in model.named_parameters()}
+    for group in groups:
+        expect("lr" in group, "every group needs its own 'lr'")
+        params = group["params"]
+        params = [params] if isinstance(params, torch.Tensor) else list(params)
+        for p in params:
+            expect(id(p) in names, "a group holds a tensor that is not a parameter of the model")
+            expect(id(p) not in rates, f"the parameter '{names[id(p)]}' is in two groups: put "
+                                       "each parameter in exactly one")
+            expect(p.requires_grad, f"the frozen parameter '{names[id(p)]}' is in a group: "
+                                    "leave out parameters with requires_grad=False")
+            rates[id(p)] = float(group["lr"])
+    return rates
+
+
+def _check_rates(groups, model: nn.Module, lr: float, decay: float, label: str) -> None:
+    rates = _rates(groups, model)
+    named = blocks(model)
+    for name, module in named:
+        for p in module.parameters():
+            expect(not p.requires_grad or id(p) in rates,
+                   f"on {label}, a trainable parameter of the block '{name}' is in no group: "
+                   "every trainable parameter must be trained")
+    block_rate = {}
+    for name, module in named:
+        found = {rates[id(p)] for p in module.parameters() if id(p) in rates}
+        expect(len(found) <= 1, f"on {label}, the parameters of the block '{name}' got "
+                                "different rates: one rate per block")
+        block_rate[name] = found.pop() if found else None
+    for i, (name, _) in reversed(list(enumerate(named))):  # from the head down
+        if block_rate[name] is None:
             continue
-        expect(len(changed) >= 0.6 * chosen,
-               f"with fraction={fraction}, only {len(changed)} of {n} labels changed: the labels "
-               "at the chosen positions must be shuffled among themselves")
-        expect(fraction == 1 or int(changed.max()) >= chosen,
-               f"with fraction={fraction}, only labels near the start changed: choose the "
-               "positions to shuffle at random")
-        expect(torch.equal(out, shuffle_labels(labels, fraction, seed)),
-               "two calls with the same seed gave different labels: draw every random number "
-               "from a torch.Generator seeded with seed")
-    expect(not torch.equal(shuffle_labels(labels, 0.5, seed),
-                           shuffle_labels(labels, 0.5, seed + 1)),
-           "two different seeds gave the same labels: seed the generator with seed")
+        if i == len(named) - 1:
+            expect(math.isclose(block_rate[name], lr, rel_tol=1e-6),
+                   f"on {label}, the head (the last block) does not get lr itself")
+        else:
+            expect(math.isclose(block_rate[name] / lr, decay ** (len(named) - 1 - i),
+                                rel_tol=1e-6),
+                   f"on {label}, the block '{name}' does not get decay times the rate of the "
+                   f"block after it ('{named[i + 1][0]}'): the exponent of decay is the number "
+                   "of blocks from this one to the head, counting every block of the model "
+                   "(frozen ones too)")
+
+
+def _check_groups(discriminative_groups) -> None:
+    _RANDOM.seed(42)
+    for label, model in _tiny_models():
+        lr, decay = _RANDOM.uniform(0.01, 0.2), _RANDOM.uniform(0.2, 0.8)
+        groups = discriminative_groups(model, lr, decay)
+        _check_rates(groups, model, lr, decay, label)
+        for frozen in body_blocks(model)[:2]:  # a frozen block keeps its place in the count
+            freeze(model, frozen)
+            groups = discriminative_groups(model, lr, decay)
+            _check_rates(groups, model, lr, decay, f"{label} with '{frozen}' frozen")
+            unfreeze(model)
+
+
+# --- 05.3 -------------------------------------------------------------------------------------
+
+class _TwoNorms(nn.Module):
+    """Linear -> BatchNorm1d -> ReLU -> Linear -> BatchNorm1d -> Linear, on (N, 6) inputs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(),
+                                    nn.Linear(8, 8), nn.BatchNorm1d(8), nn.Dropout(0.5),
+                                    nn.Linear(8, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+
+def _cases():
+    """(description, model, input batch, frozen norms, trainable norms, dropout layers)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_RANDOM.randrange(2**31))
+        cnn = SmallCNN(3, width=2, hidden=8)
+        freeze(cnn, "features.conv1")
+        mlp = _TwoNorms()
+        freeze(mlp, "layers.1")  # the first BatchNorm1d alone; its Linear trains
+        return [
+            ("a SmallCNN with features.conv1 frozen", cnn, torch.rand(16, 1, 28, 28),
+             [cnn.features.conv1.norm], [cnn.features.conv2.norm], [cnn.features.fc.dropout]),
+            ("a network whose first BatchNorm1d is frozen", mlp, torch.randn(16, 6) * 3 + 1,
+             [mlp.layers[1]], [mlp.layers[4]], [mlp.layers[5]]),
+        ]
+
+
+def _check_train_mode(train_mode) -> None:
+    _RANDOM.seed(43)
+    for label, model, x, frozen, trainable, dropouts in _cases():
+        model.eval()
+        train_mode(model)
+        expect(model.training, f"on {label}, the model is still in evaluation mode: the rest of "
+                               "the model must train")
+        expect(all(d.training for d in dropouts),
+               f"on {label}, dropout is in evaluation mode: only frozen BatchNorm layers stay "
+               "in evaluation mode")
+        norms = frozen + trainable
+        before = [norm.running_mean.clone() for norm in norms]
+        with torch.no_grad():
+            model(x)
+        moved = [not torch.equal(mean, norm.running_mean)
+                 for mean, norm in zip(before, norms, strict=True)]
+        expect(not any(moved[:len(frozen)]),
+               f"on {label}, a BatchNorm layer with frozen parameters updated its running "
+               "statistics during a forward pass: a BatchNorm in training mode always does")
+        expect(all(moved[len(frozen):]),
+               f"on {label}, a BatchNorm layer whose parameters are trainable did not update its "
+               "statistics: only the frozen ones stay in evaluation mode")
 
 
 EXERCISES: list[Exercise] = [
-    Exercise("05.1", "Diagnose a run from its learning curves",
-             hint="read the last epoch: first ask whether the model fits its own training data at"
-                  " all, then whether validation lags behind (a gap, or a loss well above its "
-                  "best)",
-             test=_check_diagnose),
-    Exercise("05.2", "Shuffle a fraction of the labels",
-             hint="choose at random which positions to shuffle, then permute the labels among "
-                  "those positions only, with a generator made from `seed`",
-             test=_check_shuffle),
+    Exercise("05.1", "Freeze the first k body blocks",
+             hint="count the body's blocks from the input (ftcore.surgery.body_blocks lists them "
+                  "in order); a second call with a smaller k must make the later blocks trainable"
+                  " again",
+             test=_check_freeze_first),
+    Exercise("05.2", "Discriminative learning rates",
+             hint="the head learns at lr and each block nearer the input learns `decay` times "
+                  "slower than the next one; frozen parameters belong in no group",
+             test=_check_groups),
+    Exercise("05.3", "Keep frozen BatchNorm in evaluation mode",
+             hint="model.train() switches every module; which modules keep running statistics, "
+                  "and which of those must not change?",
+             test=_check_train_mode),
 ]

@@ -1,226 +1,173 @@
-"""Checks for lesson 08's exercises: the accuracy matrix's metrics, reservoir sampling, EWC."""
+"""Checks for lesson 08's exercises: a shift of your own, and two shift detectors."""
 
 from __future__ import annotations
 
-import random
-
+import numpy as np
 import torch
-from torch import nn
 
-from ..continual import average_accuracy, backward_transfer, forgetting
-from .checks import Exercise, Mistake, expect
+from .checks import Exercise, expect
 
-# --- 08.1: average accuracy, forgetting and backward transfer ---------------------------------
+# --- 07.1: salt-and-pepper noise with a severity knob ----------------------------------------
 
-
-def _metrics(R: torch.Tensor) -> tuple[float, float, float]:
-    return average_accuracy(R), forgetting(R), backward_transfer(R)
+#: Share of pixels salt-and-pepper noise replaces at severities 1..5 (the lesson states these).
+SALT_AND_PEPPER_LEVELS = (0.02, 0.05, 0.1, 0.2, 0.3)
 
 
-def _close(a: float, b: float) -> bool:
-    return abs(a - b) < 1e-6
+def _check_salt_and_pepper(salt_and_pepper) -> None:
+    generator = torch.Generator().manual_seed(7)
+    # pixels strictly inside (0, 1): a replaced pixel always changes, so it can be counted
+    images = 0.05 + 0.9 * torch.rand(200, 1, 28, 28, generator=generator)
+    original = images.clone()
+    rng_state = torch.get_rng_state()
+    out = salt_and_pepper(images, 3, seed=0)
+    expect(torch.equal(torch.get_rng_state(), rng_state),
+           "your function changed torch's global random state (torch.manual_seed, or torch.rand "
+           "without a generator): draw every random number from a torch.Generator seeded with "
+           "`seed`, as ftcore.shifts does, so the shift never disturbs the caller's randomness")
+    expect(torch.equal(images, original),
+           "your function changed its input images in place: work on a copy (e.g. "
+           "torch.where or images.clone()), the caller still needs the clean images")
+    expect(isinstance(out, torch.Tensor) and out.shape == images.shape,
+           f"return a tensor of the input's shape {tuple(images.shape)}, got "
+           f"{tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__}")
+    expect(out.is_floating_point(), f"return float pixels like the input, got {out.dtype}")
+    changed = out != images
+    expect(((out[changed] == 0) | (out[changed] == 1)).all(),
+           "some pixels changed to values other than 0 or 1: a replaced pixel becomes pure "
+           "black (0, pepper) or pure white (1, salt), the others keep their value exactly")
+    expect(torch.equal(out, salt_and_pepper(images, 3, seed=0)),
+           "two calls with the same seed gave different images: the seed alone must decide "
+           "the result (a torch.Generator seeded with `seed`)")
+    expect(not torch.equal(out, salt_and_pepper(images, 3, seed=1)),
+           "seeds 0 and 1 gave the same images: the random draws must come from `seed`")
+
+    hits = [salt_and_pepper(images, severity, seed=0) != images
+            for severity in range(1, len(SALT_AND_PEPPER_LEVELS) + 1)]
+    expect(any(not torch.equal(hits[-1][0], other) for other in hits[-1][1:]),
+           "every image got the same pattern of replaced pixels: draw the random numbers for "
+           "the whole batch, one per pixel of every image (shape (N, 1, H, W))")
+    levels = zip(SALT_AND_PEPPER_LEVELS, hits, strict=True)
+    for severity, (level, hit) in enumerate(levels, start=1):
+        share = hit.float().mean().item()
+        expect(abs(share - level) < 0.01,
+               f"at severity {severity} your function replaced a share {share:.3f} of the "
+               f"pixels; LEVELS says {level}. Look at how the severity picks its level "
+               f"(severity 1 is LEVELS[0])")
+        salt = (salt_and_pepper(images, severity, seed=0)[hit] == 1).float().mean().item()
+        expect(abs(salt - 0.5) < 0.05,
+               f"at severity {severity}, {salt:.0%} of the replaced pixels are salt (white): "
+               "salt and pepper should be equally likely")
+    for severity, (lower, higher) in enumerate(zip(hits, hits[1:], strict=False), start=1):
+        expect(not (lower & ~higher).any(),
+               f"with the same seed, some pixels replaced at severity {severity} are left "
+               f"clean at severity {severity + 1}: raising the severity should only add damage "
+               f"to the same image. Draw the same random numbers whatever the severity, and let "
+               f"the severity decide only how many of them count as hits")
 
 
-def _diagnose_average(R: torch.Tensor, value: float) -> str:
-    wrong = {"the mean of the diagonal (each task just after it was learned: that is "
-             "plasticity)": R.diagonal().mean(),
-             "the mean of the whole matrix": R.mean(),
-             "the mean of the last column (the last task, tested after each task)": R[:, -1].mean()}
-    for what, number in wrong.items():
-        if _close(value, number.item()):
-            return (f"your average accuracy is {what}. A is about the model at the end of "
-                    f"the sequence")
-    return "your average accuracy is off: which row of R holds the model after the last task?"
+# --- 07.2: the confidence detector's AUROC ---------------------------------------------------
+
+def _confidence_logits(n: int, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """Random logits (n, 10) of the given scale, each row moved by its own constant (which
+    changes the largest logit but not the softmax)."""
+    logits = scale * torch.randn(n, 10, generator=generator)
+    return logits + 5 * torch.randn(n, 1, generator=generator)
 
 
-def _diagnose_forgetting(R: torch.Tensor, value: float) -> str:
-    T = len(R)
-    old = R[-1, :-1]
-    wrong = {
-        "the best accuracy is taken over every row, the final one included, so no task can "
-        "ever end above its best and negative forgetting disappears":
-            (R.max(dim=0).values[:-1] - old).mean(),
-        "the last task is included in the average; it had no chance to be forgotten yet":
-            (R[:-1].max(dim=0).values - R[-1]).mean() if T > 1 else None,
-        "the sign is flipped: forgetting is positive when a task ends below its best":
-            (old - R[:-1, :-1].max(dim=0).values).mean(),
-        "each task is compared with its accuracy just after it was learned (the diagonal): "
-        "that is backward transfer, up to sign. Forgetting compares with its *best*":
-            (R.diagonal()[:-1] - old).mean(),
-    }
-    for what, number in wrong.items():
-        if number is not None and _close(value, number.item()):
-            return f"your forgetting is off: {what}"
-    return ("your forgetting is off: for each task but the last, take its best accuracy before "
-            "the final task minus its final accuracy, then average")
+def _auroc(scores_source: torch.Tensor, scores_target: torch.Tensor, ties: float = 0.5) -> float:
+    """P(target score > source score) + ties * P(equal), over all pairs."""
+    higher = (scores_target[:, None] > scores_source[None, :]).double().mean()
+    equal = (scores_target[:, None] == scores_source[None, :]).double().mean()
+    return (higher + ties * equal).item()
 
 
-def _diagnose_transfer(R: torch.Tensor, value: float) -> str:
-    diff = R[-1] - R.diagonal()
-    wrong = {
-        "the sign is flipped: BWT is negative when learning later tasks hurt the earlier ones":
-            -diff[:-1].mean(),
-        "the last task is included (its term is always 0, so it shrinks the average)":
-            diff.mean(),
-        "each task is compared with the first row instead of with its accuracy just after it "
-        "was learned": (R[-1, :-1] - R[0, :-1]).mean(),
-    }
-    for what, number in wrong.items():
-        if _close(value, number.item()):
-            return f"your backward transfer is off: {what}"
-    return ("your backward transfer is off: for each task but the last, its final accuracy "
-            "minus its accuracy just after it was learned, then average")
+#: Two AUROCs this close agree (a few (target, source) pairs of nearly equal confidence may be
+#: ordered differently by another, equally correct, way of computing the softmax).
+TOLERANCE = 2e-4
 
 
-def _check_metrics(accuracy_metrics) -> None:
-    generator = torch.Generator().manual_seed(8)
-    matrices = [torch.rand(T, T, generator=generator, dtype=torch.float64) for T in (4, 2, 5, 3)]
-    for R in matrices:
-        result = accuracy_metrics(R.clone())
-        expect(isinstance(result, tuple | list) and len(result) == 3,
-               f"return a tuple of three numbers (average accuracy, forgetting, backward "
-               f"transfer), got {type(result).__name__} {result!r}")
-        values = [float(v) for v in result]
-        expected = _metrics(R)
-        T = len(R)
-        if all(_close(v, e) for v, e in zip(values, expected, strict=True)):
-            continue
-        transposed = _metrics(R.T)
-        expect(T == 1 or not all(_close(v, e) for v, e in zip(values, transposed, strict=True)),
-               "your metrics read R transposed: R[i, j] is the accuracy on task j after "
-               "training on task i, so row i is a snapshot of the model after task i")
-        expect(_close(values[0], expected[0]), _diagnose_average(R, values[0]))
-        expect(_close(values[1], expected[1]), _diagnose_forgetting(R, values[1]))
-        expect(_close(values[2], expected[2]), _diagnose_transfer(R, values[2]))
+def _check_confidence_auroc(detector_auroc) -> None:
+    from sklearn.metrics import roc_auc_score
 
+    generator = torch.Generator().manual_seed(3)
+    source = _confidence_logits(300, 3.0, generator)   # large logits: confident
+    target = _confidence_logits(200, 1.0, generator)   # small logits: less sure
+    source[:60] = target[:50] = 0.0                    # all classes equal: exact ties at 0.1
+    unsure = [1 - logits.softmax(dim=1).max(dim=1).values for logits in (source, target)]
+    truth = np.r_[np.zeros(len(source)), np.ones(len(target))]
+    expected = roc_auc_score(truth, torch.cat(unsure).double().numpy())
 
-# --- 08.2: reservoir sampling -----------------------------------------------------------------
-
-STREAM, KEEP, TRIALS = 10, 2, 4000
-
-
-def _check_reservoir(reservoir_sample) -> None:
-    def sample(n: int, k: int, seed: int) -> list:
-        try:
-            kept = list(reservoir_sample(iter(range(n)), k, random.Random(seed)))
-        except TypeError as error:
-            if "len()" not in str(error):
-                raise
-            raise Mistake(f"your code asked for the length of the stream ({error}): a stream "
-                          "is an iterator whose length is unknown until it ends; go through "
-                          "it once, counting the items as they come") from None
-        expect(all(isinstance(item, int) and 0 <= item < n for item in kept),
-               "the sample holds things that were not items of the stream: keep the items "
-               "themselves")
-        expect(len(set(kept)) == len(kept), f"the sample holds an item twice: {sorted(kept)}")
-        return kept
-
-    short = sample(3, 5, seed=0)
-    expect(sorted(short) == [0, 1, 2],
-           f"from a stream of 3 items with room for 5 your sample is {sorted(short)}: while "
-           f"there is room, every item should be kept")
-    expect(sample(STREAM, KEEP, seed=1) == sample(STREAM, KEEP, seed=1),
-           "two runs with the same rng gave different samples: draw every random number from "
-           "the `rng` you are given (rng.random(), rng.randrange(...)), not from the module "
-           "`random` or numpy")
-    counts = [0] * STREAM
-    for trial in range(TRIALS):
-        kept = sample(STREAM, KEEP, seed=1000 + trial)
-        expect(len(kept) == KEEP, f"from a stream of {STREAM} items with room for {KEEP} your "
-                                  f"sample holds {len(kept)}")
-        for item in kept:
-            counts[item] += 1
-    share = [count / TRIALS for count in counts]
-    fair = KEEP / STREAM
-    if max(abs(s - fair) for s in share) < 0.04:
+    result = detector_auroc(source.clone(), target.clone())
+    expect(np.ndim(result) == 0, "return a single number (the area under the ROC curve), got "
+                                 f"{type(result).__name__} of shape {np.shape(result)}")
+    result = float(result)
+    expect(0 <= result <= 1, f"an AUROC lies between 0 and 1, yours is {result:.3f}")
+    if abs(result - expected) < TOLERANCE:
         return
-    half = STREAM // 2
-    early, late = sum(share[:half]) / half, sum(share[half:]) / (STREAM - half)
-    kept_how = ", ".join(f"{s:.0%}" for s in share)
-    observed = (f"over {TRIALS} streams of {STREAM} items (room for {KEEP}), items 0 to "
-                f"{STREAM - 1} were kept in {kept_how} of the runs respectively")
-    expect(abs(early - late) < 0.04,
-           f"{observed}: {'early' if early > late else 'late'} items are favoured. Every item "
-           f"must end up in the sample equally often, however early or late it came")
-    expect(False, f"{observed}; every item should be kept equally often. Check the chance with "
-                  f"which a new item enters the sample")
+    largest_logit = [-logits.max(dim=1).values for logits in (source, target)]
+    expect(abs(result - (1 - expected)) > TOLERANCE,
+           "your detector is upside down: on logits where the target inputs are the less "
+           "confident ones it scores below 0.5. The target inputs are the positives, and a "
+           "*low* confidence should raise the alarm")
+    expect(abs(result - _auroc(*largest_logit)) > TOLERANCE,
+           "your AUROC matches a score made from the largest raw logit: adding a constant to a "
+           "row of logits changes that, but not the prediction nor its probabilities. Score by "
+           "the softmax probability of the predicted class")
+    expect(abs(result - _auroc(*unsure, ties=0.0)) > TOLERANCE
+           and abs(result - _auroc(*unsure, ties=1.0)) > TOLERANCE,
+           "your AUROC is off exactly where a source and a target input get the same "
+           "confidence: a tie is a coin flip for the detector, it counts half")
+    expect(False, f"your AUROC is {result:.4f} on these test logits, which is not what "
+                  "1 - max softmax gives; check the score (1 - max softmax probability) and "
+                  "that target inputs are the positive class")
 
 
-# --- 08.3: the EWC penalty --------------------------------------------------------------------
+# --- 07.3: a domain classifier ---------------------------------------------------------------
 
-def _check_ewc(ewc_penalty) -> None:
-    generator = torch.Generator().manual_seed(5)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(5)
-        model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3))
-    params = dict(model.named_parameters())
-    # the anchor holds every weight; the Fisher leaves one parameter out (it is not protected)
-    anchor = {name: (p + 0.5 * torch.randn(p.shape, generator=generator)).detach()
-              for name, p in params.items()}
-    fisher = {name: torch.rand(p.shape, generator=generator)
-              for name, p in params.items() if name != "2.bias"}
-    lam = 3.0
-    copies = [{k: v.clone() for k, v in d.items()} for d in (params, fisher, anchor)]
+def _check_domain_classifier(domain_classifier) -> None:
+    rng = np.random.default_rng(11)
 
-    result = ewc_penalty(model, fisher, anchor, lam)
-    expect(isinstance(result, torch.Tensor),
-           f"return a tensor, not a {type(result).__name__}: fit adds the penalty to the loss "
-           f"and backpropagates through it")
-    expect(result.numel() == 1, f"return a single number (a scalar tensor), got shape "
-                                f"{tuple(result.shape)}: sum over every weight")
-    for before, now, what in zip(copies, (params, fisher, anchor),
-                                 ("the model's weights", "fisher", "anchor"), strict=True):
-        expect(all(torch.equal(before[k], now[k].detach()) for k in before),
-               f"your function changed {what} in place: it should only read them")
-    expect(result.requires_grad,
-           "the penalty carries no gradient back to the weights, so it cannot pull them "
-           "anywhere: compute it from the model's parameters themselves, without .item(), "
-           ".detach(), .data or torch.no_grad()")
-    terms = {name: (f * (params[name] - anchor[name]) ** 2).sum() for name, f in fisher.items()}
-    expected = lam / 2 * sum(term.item() for term in terms.values())
-    value = result.item()
-    if abs(value - expected) > 1e-4 * expected:
-        ratio = value / expected
-        expect(abs(ratio - 2) > 1e-3, "your penalty is twice the expected size: look at the "
-                                      "constant in front of the sum")
-        squared = lam / 2 * sum((f ** 2 * (params[n] - anchor[n]) ** 2).sum().item()
-                                for n, f in fisher.items())
-        expect(abs(value - squared) > 1e-4 * expected,
-               "your penalty uses the square of the Fisher: F already is a mean of squared "
-               "gradients, it weighs each squared distance as it is")
-        everything = expected + lam / 2 * ((params["2.bias"] - anchor["2.bias"]) ** 2
-                                           ).sum().item()
-        expect(abs(value - everything) > 1e-4 * expected,
-               "your penalty also pulls a parameter that `fisher` does not name: only the "
-               "parameters in `fisher` are protected")
-        expect(False, f"your penalty is {ratio:.3g} times the expected value on a small test "
-                      f"model; compare your code with λ/2 Σ F_i (θ_i - θ*_i)² term by term "
-                      f"(each weight's distance from its anchor, squared)")
-    grads = torch.autograd.grad(result, list(params.values()), allow_unused=True)
-    for (name, p), grad in zip(params.items(), grads, strict=True):
-        want = (lam * fisher[name] * (p - anchor[name])).detach() if name in fisher \
-            else torch.zeros_like(p)
-        got = torch.zeros_like(p) if grad is None else grad
-        expect(torch.allclose(got, want, rtol=1e-4, atol=1e-6),
-               f"the penalty has the right value but the wrong gradient for {name!r}: is "
-               f"part of it computed from a detached copy of the weights?")
+    def score(source: np.ndarray, target: np.ndarray) -> float:
+        result = domain_classifier(source, target, seed=0)
+        expect(np.ndim(result) == 0, "return a single number, the held-out accuracy, got "
+                                     f"{type(result).__name__} of shape {np.shape(result)}")
+        result = float(result)
+        expect(0 <= result <= 1, f"an accuracy lies between 0 and 1, yours is {result:.3f}")
+        return result
+
+    shifted = score(rng.normal(size=(300, 16)), rng.normal(size=(300, 16)) + 0.5)
+    expect(shifted > 0.7,
+           f"a glaring shift (every feature's mean moved by half a standard deviation) gets "
+           f"only {shifted:.2f}: label source 0 and target 1, train the classifier on both sets "
+           f"together and return the accuracy of its predictions")
+    alike = score(rng.normal(size=(500, 400)), rng.normal(size=(500, 400)))
+    expect(abs(alike - 0.5) < 0.15,
+           f"with no shift at all (both sets drawn from the same distribution) your detector "
+           f"scores {alike:.2f}, not chance (0.5). Is it scored on examples it was trained on? "
+           f"With 400 features a classifier can memorise 1,000 examples; only accuracy on "
+           f"examples it has not seen says whether the domains differ")
+    lopsided = score(rng.normal(size=(8000, 8)), rng.normal(size=(400, 8)))
+    expect(lopsided < 0.7,
+           f"with no shift but 20 times more source than target examples your detector scores "
+           f"{lopsided:.2f}: it can win by always answering 'source'. Make chance 0.5 whatever "
+           f"the sizes of the two sets")
 
 
 EXERCISES: list[Exercise] = [
     Exercise(
-        id="08.1", title="Average accuracy, forgetting and backward transfer",
-        hint="Row i of R is the model after task i. A reads the last row; F and BWT compare the "
-             "last row's first T - 1 entries with each column's best before the end (F) and with "
-             "the diagonal (BWT), then average.",
-        test=_check_metrics),
+        id="08.1", title="Salt-and-pepper noise with a severity knob",
+        hint="seed a torch.Generator with `seed` and draw the random numbers for the whole batch "
+             "at once; how can one set of draws serve every severity, so that damage only grows "
+             "with it?",
+        test=_check_salt_and_pepper),
     Exercise(
-        id="08.2", title="A reservoir-sampling buffer",
-        hint="once the buffer is full, the n-th item (counting from 1) must be kept with "
-             "probability k / n; which slot should it then replace?",
-        test=_check_reservoir),
+        id="08.2", title="The AUROC of the confidence detector",
+        hint="the detector's score is how unsure the model is; which set are the positives? "
+             "scikit-learn's metrics compute the area for you",
+        test=_check_confidence_auroc),
     Exercise(
-        id="08.3", title="The EWC penalty",
-        hint="Loop over fisher's names; dict(model.named_parameters()) gives the weights by name. "
-             "Keep everything a tensor, so that backward() can reach the weights.",
-        test=_check_ewc),
+        id="08.3", title="A domain classifier",
+        hint="Chance must be 0.5, so use as many source as target rows; and judge the classifier "
+             "on rows it was not trained on (sklearn's train_test_split or cross_val_score).",
+        test=_check_domain_classifier),
 ]
