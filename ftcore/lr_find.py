@@ -227,6 +227,9 @@ def _suggest(lrs: list[float], losses: list[float], smoothed: list[float],
         rule = (f"min / 10: {min_rate / 10:.3g}, a tenth of lr={min_rate:.3g}, where the "
                 f"smoothed loss is lowest; but it never fell after the first {skip} steps, so "
                 "start the test lower, or check that the model can learn")
+    if low == kept - 1 and not stopped:
+        rule += (f"; the loss was still falling at the last rate, {lrs[-1]:.3g}: the minimum "
+                 "may lie beyond it, so raise end")
     return LRFind(lrs=lrs, losses=losses, smoothed=smoothed, suggestion=min_rate / 10,
                   rule=rule, steepest=None if steep is None else lrs[steep], min_rate=min_rate,
                   min_over_10=min_rate / 10, stopped_early=stopped)

@@ -60,6 +60,8 @@ def test_rates_are_geometric_and_the_average_is_bias_corrected(mnist_small):
     assert result.suggestion == result.min_over_10 == result.min_rate / 10
     assert result.min_rate == result.lrs[result.smoothed.index(min(result.smoothed))]
     assert result.rule.startswith("min / 10")
+    if result.min_rate == result.lrs[-1]:  # a range that ends too early says so
+        assert "still falling at the last rate" in result.rule
 
 
 def test_steps_beyond_one_epoch_cycle_through_the_data():
