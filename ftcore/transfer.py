@@ -131,11 +131,12 @@ def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps:
             "total": count_parameters(model), "seconds": seconds, "history": history.records}
 
 
-def _check_strategies(strategies: Sequence[str]) -> None:
+def _check_strategies(strategies: Sequence[str],
+                      allowed: Sequence[str] = FINETUNE_STRATEGIES) -> None:
     for strategy in strategies:
-        if strategy not in FINETUNE_STRATEGIES:
+        if strategy not in allowed:
             raise ValueError(f"strategy={strategy!r} is not one of "
-                             f"{', '.join(repr(s) for s in FINETUNE_STRATEGIES)}")
+                             f"{', '.join(repr(s) for s in allowed)}")
 
 
 def _grid_points(train: ImageSet, strategies: Sequence[str], labels_per_class: Iterable[int],
@@ -346,7 +347,7 @@ def curve_grid(pretrained: nn.Module, splits: Splits, *, strategies: Sequence[st
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
     and the fields of :func:`learning_curve`. ``pretrained`` is not modified.
     """
-    _check_strategies(strategies)
+    _check_strategies(strategies, STRATEGIES)  # learning curves: single-stage strategies only
     if equal_steps is not None and not 1 <= equal_steps <= steps:
         raise ValueError(f"equal_steps={equal_steps} must be from 1 to steps={steps}")
     check_jobs(n_jobs, backend)

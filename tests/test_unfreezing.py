@@ -13,7 +13,7 @@ from helpers import BODY_BLOCKS, tiny_cnn
 
 import ftcore.unfreezing
 from ftcore.checks import ParameterError
-from ftcore.data import ImageSet
+from ftcore.data import ImageSet, Splits
 from ftcore.lr_find import lr_find
 from ftcore.optim import SGD
 from ftcore.surgery import (
@@ -25,7 +25,7 @@ from ftcore.surgery import (
     unfreeze,
 )
 from ftcore.train import fit
-from ftcore.transfer import strategy_grid
+from ftcore.transfer import curve_grid, strategy_grid
 from ftcore.unfreezing import (
     Stage,
     fit_in_stages,
@@ -247,6 +247,10 @@ def test_strategy_grid_compares_full_lp_ft_and_gradual_at_the_same_step_budget(m
     with pytest.raises(ValueError, match="strategy='lpft' is not one of 'scratch', .*, "
                                          "'lp_ft', 'gradual'"):
         strategy_grid(pretrained, tiny_data(), tiny_data(), strategies=("lpft",), steps=2)
+    with pytest.raises(ValueError, match="strategy='lp_ft' is not one of 'scratch', "
+                                         "'feature_extraction', 'partial', 'full'$"):
+        curve_grid(pretrained, Splits(tiny_data(), tiny_data(), tiny_data()),
+                   strategies=("lp_ft",))  # learning curves are single-stage only, for now
 
 
 # --- feature distortion -----------------------------------------------------------------------
