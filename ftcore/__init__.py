@@ -7,9 +7,11 @@ The book's library, one concept per module (arrows point down only)::
     continual, remedies    catastrophic forgetting: task sequences, metrics, replay, EWC
     shifts                 domain mismatch: MNIST-C-style corruptions, shift detectors
     transfer, sweep        experiment grids that return plain records
-    surgery                replace_head, freeze/unfreeze, param_groups, strategies
+    unfreezing             the head first: LP-FT and gradual unfreezing as stages
+    surgery                replace_head, freeze/unfreeze, param_groups, strategies, distortion
     regularization         L1, L2 and L2-SP penalties for ``fit(penalty=...)``
     pretrained             the cached MNIST-pre-trained CNN, checkpoints
+    lr_find                the learning-rate range test
     train, augment         fit, evaluate, predict, History; per-image augmentation
     models                 SmallCNN and MLP with named ``features`` and ``head``
     nn, optim              first principles: Dropout, SGD

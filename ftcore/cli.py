@@ -35,7 +35,15 @@ from typing import TYPE_CHECKING
 # never waits for PyTorch, torchvision, scikit-learn or matplotlib. Each command imports what
 # it runs.
 from . import __version__
-from .names import PRETRAIN_EPOCHS, REMEDY_NAMES, SEVERITIES, SHIFT_NAMES, STRATEGIES, TARGETS
+from .names import (
+    FINETUNE_STRATEGIES,
+    PRETRAIN_EPOCHS,
+    REMEDY_NAMES,
+    SEVERITIES,
+    SHIFT_NAMES,
+    STRATEGIES,
+    TARGETS,
+)
 
 if TYPE_CHECKING:
     from .data import Splits
@@ -48,7 +56,9 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
 
 # Lesson 04's sizes (transfer learning).
-FINETUNE_LR = {"scratch": 0.05, "feature_extraction": 0.1, "partial": 0.05, "full": 0.03}
+FINETUNE_LR = {"scratch": 0.05, "feature_extraction": 0.1, "partial": 0.05, "full": 0.03,
+               # not tuned: the probe at feature extraction's rate, the rest at full's
+               "lp_ft": (0.1, 0.03), "gradual": 0.03}
 FASHION_TEST_PER_CLASS = 50    # a 500-image Fashion-MNIST test subset keeps scoring quick
 # Lesson 09's sizes (catastrophic forgetting).
 MLP_HIDDEN = (100, 100)
@@ -96,6 +106,11 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"{text} must be > 0")
     return value
+
+
+def rate_or_auto(text: str) -> float | str:
+    """An argparse type: a number > 0, or ``auto`` (the learning-rate range test decides)."""
+    return "auto" if text == "auto" else positive_float(text)
 
 
 def device_choice(text: str) -> str | None:
@@ -345,9 +360,10 @@ def seed_list(args) -> list[int]:
 
 def finetune_command(args) -> int:
     """Lesson 04's experiment: fine-tune the pre-trained CNN on each target with each strategy
-    (scratch, feature extraction, partial, full) on a few labelled examples per class,
-    repeated over seeds, every run with the same number of SGD steps; print the mean ± std
-    test accuracy per strategy and label budget, and plot it against the budget."""
+    (scratch, feature extraction, partial, full; or in stages: lp_ft, gradual) on a few
+    labelled examples per class, repeated over seeds, every run with the same number of SGD
+    steps; print the mean ± std test accuracy per strategy and label budget (and, with --lr
+    auto, the rates the range test chose), and plot it against the budget."""
     from .plots import plot_sweep
     from .sweep import table
     from .transfer import pivot, strategy_grid, summarise
@@ -373,19 +389,51 @@ def finetune_command(args) -> int:
         f"class\n" + table(pivot(summary, "strategy", "labels_per_class",
                                  lambda r: f"{r['mean']:.3f} ± {r['std']:.3f}", task=name))
         for name in args.target)
+    if args.lr == "auto":
+        text += "\n\n" + chosen_rates(records, args.target, len(seeds))
     return report(args, text, lambda: plot_sweep(
         summary, x="labels_per_class", group="strategy", panel="task", logx=True,
         xlabel="labelled examples per class",
         title="test accuracy: mean over seeds, band from worst to best seed"))
 
 
+def chosen_rates(records: list[dict], targets: Iterable[str], seeds: int) -> str:
+    """Tables of the learning rates ``--lr auto`` chose: per target, strategy (rows) and
+    labels per class (columns), the geometric mean over seeds, one rate per stage joined by
+    '/'."""
+    import math
+
+    from .sweep import table
+    from .transfer import pivot
+
+    def mean_rate(group: list[dict]) -> str:
+        per_stage = zip(*(r["lr"] if isinstance(r["lr"], tuple) else (r["lr"],)
+                          for r in group), strict=True)
+        return "/".join(f"{math.exp(sum(map(math.log, rates)) / len(rates)):.2g}"
+                        for rates in per_stage)
+
+    cells = {}
+    for r in records:
+        cells.setdefault((r["task"], r["strategy"], r["labels_per_class"]), []).append(r)
+    rows = [{"task": task, "strategy": strategy, "labels_per_class": n, "lr": mean_rate(group)}
+            for (task, strategy, n), group in cells.items()]
+    return "\n\n".join(
+        f"{name}: learning rates chosen by the range test (min / 10), geometric mean over "
+        f"{seeds} seed(s), per stage a/b/...; columns: labels per class\n"
+        + table(pivot(rows, "strategy", "labels_per_class", lambda r: r["lr"], task=name))
+        for name in targets)
+
+
 def finetune_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", **SEVERAL, choices=TARGETS, default=list(TARGETS),
                         metavar="TARGET", help="the new task(s): " + "; ".join(
                             f"{k}: {v}" for k, v in TARGETS.items()) + " (default: all three)")
-    parser.add_argument("--strategy", **SEVERAL, choices=STRATEGIES, default=list(STRATEGIES),
-                        metavar="STRATEGY", help="how much of the pre-trained model to train: "
-                        f"{', '.join(STRATEGIES)} (default: all)")
+    parser.add_argument("--strategy", **SEVERAL, choices=FINETUNE_STRATEGIES,
+                        default=list(STRATEGIES), metavar="STRATEGY",
+                        help="how much of the pre-trained model to train: "
+                        f"{', '.join(FINETUNE_STRATEGIES)}; lp_ft trains the head alone, then "
+                        "everything; gradual unfreezes one block at a time from the head "
+                        f"backwards (default: lesson 04's {', '.join(STRATEGIES)})")
     parser.add_argument("--labels-per-class", type=positive_int, **SEVERAL, metavar="N",
                         default=[1, 5, 10, 50],
                         help="labelled training examples per class (default: 1 5 10 50)")
@@ -395,8 +443,10 @@ def finetune_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=positive_int, default=30, metavar="N",
                         help="SGD updates per run, the same for every strategy and label "
                              "budget (default: 30)")
-    parser.add_argument("--lr", type=positive_float, default=None,
-                        help="learning rate of every strategy (default: lesson 04's, "
+    parser.add_argument("--lr", type=rate_or_auto, default=None,
+                        help="learning rate of every strategy, or 'auto': the learning-rate "
+                             "range test's suggestion for each run on its labelled subset "
+                             "(each stage's, for lp_ft and gradual) (default: lesson 04's, "
                              + ", ".join(f"{k} {v}" for k, v in FINETUNE_LR.items()) + ")")
     parser.add_argument("--batch-size", type=positive_int, default=25, metavar="N",
                         help="(default: 25)")

@@ -7,6 +7,11 @@ each name define their registries from the same tuples, and a test keeps them eq
 
 #: :func:`ftcore.surgery.prepare` strategies, from training everything anew to the head only.
 STRATEGIES = ("scratch", "feature_extraction", "partial", "full")
+#: :mod:`ftcore.unfreezing`'s schedules: the head first, then the body (LP-FT), or one block at
+#: a time from the head backwards (gradual unfreezing, ULMFiT).
+STAGED_STRATEGIES = ("lp_ft", "gradual")
+#: What :func:`ftcore.transfer.strategy_grid` and ``ftcore finetune --strategy`` accept.
+FINETUNE_STRATEGIES = STRATEGIES + STAGED_STRATEGIES
 #: :data:`ftcore.shifts.SHIFTS`, the MNIST-C-style corruptions, and their severities.
 SHIFT_NAMES = ("rotation", "shear", "scale", "translation", "inversion", "noise", "blur",
                "contrast", "elastic", "occlusion")

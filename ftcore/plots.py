@@ -259,3 +259,34 @@ def plot_means(rows, x: str, group: str | None = None, y: str = "mean",
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_lr_find(result, title: str = "learning-rate range test", ax=None):
+    """A learning-rate range test (:func:`ftcore.lr_find.lr_find`): the raw and the smoothed
+    loss against the rate on a log axis, the suggested rate as a dashed line and the steepest
+    descent as a dot. ``result`` needs ``lrs``, ``losses``, ``smoothed``, ``suggestion``,
+    ``steepest`` (or None) and ``rule``. Returns the figure."""
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    else:
+        fig = ax.figure
+    ax.plot(result.lrs, result.losses, color="grey", alpha=0.35, lw=1, label="loss (one batch)")
+    ax.plot(result.lrs, result.smoothed, color="C0", lw=2, label="smoothed loss")
+    ax.axvline(result.suggestion, color="C3", ls="--", lw=1.5,
+               label=f"suggestion {result.suggestion:.2g}")
+    if result.steepest is not None:
+        i = result.lrs.index(result.steepest)
+        ax.plot([result.steepest], [result.smoothed[i]], "o", color="C2",
+                label=f"steepest {result.steepest:.2g}")
+    finite = [v for v in [*result.losses, *result.smoothed] if np.isfinite(v)]
+    if finite and np.isfinite(result.smoothed[0]):  # the blow-up at the end would squash
+        top = 1.5 * result.smoothed[0]              # the interesting part of the curve
+        ax.set_ylim(min(finite) - 0.05 * abs(top - min(finite)), top)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate (log scale)")
+    ax.set_ylabel("training loss")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -28,6 +28,7 @@ keeps BatchNorm layers with frozen parameters in evaluation mode. In a loop of y
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 from torch import nn
@@ -373,3 +374,71 @@ def optimizer_state_size(optimizer: torch.optim.Optimizer) -> int:
                          f"got {type(optimizer).__name__}")
     return sum(value.numel() for state in optimizer.state.values()
                for value in state.values() if isinstance(value, torch.Tensor))
+
+
+# --- how far fine-tuning moved the body (feature distortion) -----------------------------------
+
+def block_change(before: nn.Module | dict, after: nn.Module) -> dict[str, float]:
+    """Per body block, how far its weights moved: ``||W_after - W_before|| / ||W_before||``,
+    the norms over all the block's parameters together (buffers such as BatchNorm's running
+    statistics are not weights and are left out). ``before`` is a copy of the model, or of its
+    ``state_dict``, taken before training. A frozen block's change is exactly 0.
+
+    Returns ``{block name: relative change}`` in input-to-output order (the head, usually new,
+    is not a body block; ``ftcore.transfer.relative_change`` gives every parameter).
+    """
+    check_type(after, "after", nn.Module)
+    old = before.state_dict() if isinstance(before, nn.Module) else before
+    check_type(old, "before", dict, hint="a copy of the model, or of its state_dict(), taken "
+                                        "before training")
+    modules = dict(blocks(after))
+    change = {}
+    for block in body_blocks(after):
+        new = {f"{block}.{n}": p.detach() for n, p in modules[block].named_parameters()}
+        bad = [k for k, p in new.items() if k not in old or old[k].shape != p.shape]
+        if bad:
+            raise ValueError(f"block_change: before has no weights of the same shape for "
+                             f"{', '.join(bad)}; pass a copy of this model taken before "
+                             "training (copy.deepcopy(model))")
+        diff = sum(float((p - old[k].to(p.device)).pow(2).sum()) for k, p in new.items())
+        norm = sum(float(old[k].pow(2).sum()) for k in new)
+        change[block] = math.sqrt(diff) / max(math.sqrt(norm), 1e-12)
+    return change
+
+
+@torch.no_grad()
+def penultimate(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """What the body hands to the head for ``images`` (N, 1, 28, 28): the head's input,
+    (N, in_features), on the CPU, in evaluation mode (read with a hook on the head, so it
+    works for any model :func:`find_head` understands)."""
+    _, head = find_head(model)
+    seen = []
+    hook = head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    was_training = model.training
+    device = next(iter([*model.parameters(), *model.buffers()]), torch.empty(0)).device
+    try:
+        model.eval()
+        for chunk in images.split(256):
+            model(chunk.to(device))
+    finally:
+        hook.remove()
+        model.train(was_training)
+    return torch.cat(seen).flatten(1).cpu()
+
+
+def feature_change(before: nn.Module, after: nn.Module, images) -> float:
+    """How far fine-tuning moved the features of ``images`` (N, 1, 28, 28), or an ImageSet:
+    ``||F_after - F_before|| / ||F_before||`` (Frobenius norms), with ``F`` the penultimate
+    features (N, in_features of the head, :func:`penultimate`). 0 for identical bodies; use
+    held-out images, e.g. a test set or a shifted one, to see LP-FT's point (Kumar et al.
+    2022): training a random head with the body distorts the features more."""
+    check_type(before, "before", nn.Module, hint="a copy of the model taken before training")
+    check_type(after, "after", nn.Module)
+    images = getattr(images, "images", images)
+    check_type(images, "images", torch.Tensor, hint="pass an ImageSet or a tensor (N, 1, 28, 28)")
+    old, new = penultimate(before, images), penultimate(after, images)
+    if old.shape != new.shape:
+        raise ValueError(f"feature_change: the models' features differ in shape, {tuple(old.shape)}"
+                         f" vs {tuple(new.shape)}: compare a model with a copy of itself")
+    return float(torch.linalg.vector_norm(new - old) / torch.linalg.vector_norm(old).clamp_min(
+        1e-12))

@@ -70,7 +70,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lr_schedule: str = "constant", patience: int | None = None, seed: int = 0,
-        device=None, progress: bool | None = None, on_divergence: str = "raise") -> History:
+        device=None, progress: bool | None = None, on_divergence: str = "raise",
+        max_steps: int | None = None) -> History:
     """Train ``model`` on ``train`` with cross-entropy and return its :class:`History`.
 
     Args:
@@ -100,6 +101,9 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             record a too-large rate as a result; ``"continue"`` marks ``history.diverged``
             and trains on, for a sweep that shows what a too-large rate does over the whole
             run (lesson 04's rate grid).
+        max_steps: stop after this many optimizer steps, even inside an epoch (its record
+            then averages the batches it trained on); a cosine schedule anneals over them.
+            ``None``: every batch of every epoch.
 
     Every argument is checked before any work, and before the model is changed.
     """
@@ -112,6 +116,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
     epochs = check_int(epochs, "epochs", low=1, hint="e.g. epochs=5")
     batch_size = check_int(batch_size, "batch_size", low=1, hint="e.g. batch_size=64")
     seed = check_int(seed, "seed", low=0, hint="e.g. seed=0")
+    if max_steps is not None:
+        max_steps = check_int(max_steps, "max_steps", low=1, hint="e.g. max_steps=30, or None")
     if patience is not None:
         patience = check_int(patience, "patience", low=1, hint="e.g. patience=3, or None")
         if val is None:
@@ -142,8 +148,10 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                         nesterov=nesterov)
     loader = make_loader(train, batch_size=batch_size, shuffle=True, seed=seed)
     scheduler = None
+    steps_left = epochs * len(loader) if max_steps is None else min(max_steps,
+                                                                     epochs * len(loader))
     if lr_schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs * len(loader))
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps_left)
     history = History()
     best_loss, best_state, waited = float("inf"), None, 0
 
@@ -156,6 +164,7 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
             set_train_mode(model)
             loss_sum = torch.zeros((), device=device)
             correct = torch.zeros((), device=device, dtype=torch.int64)
+            seen = 0
             for x, y in loader:
                 if augment is not None:
                     x = augment_batch(augment, x)
@@ -170,8 +179,12 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                     scheduler.step()
                 loss_sum += loss.detach() * len(y)  # summed on the device: no sync per batch
                 correct += (logits.detach().argmax(dim=1) == y).sum()
-            record = {"epoch": epoch, "train_loss": loss_sum.item() / len(train),
-                      "train_acc": correct.item() / len(train)}
+                seen += len(y)
+                steps_left -= 1
+                if steps_left == 0:  # max_steps reached (or the last batch of the last epoch)
+                    break
+            record = {"epoch": epoch, "train_loss": loss_sum.item() / seen,
+                      "train_acc": correct.item() / seen}
             if not record["train_loss"] <= LOSS_LIMIT:  # NaN, inf or huge: the run diverged
                 if on_divergence == "raise":
                     raise FloatingPointError(_divergence_message(record, optimizer))
@@ -197,6 +210,8 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
                     if waited >= patience:
                         history.stopped_early = True
                         break
+            if steps_left == 0:  # max_steps reached
+                break
         bar.close()
     if best_state is not None:  # early stopping: back to the best epoch's weights
         model.load_state_dict(best_state)

@@ -18,8 +18,13 @@ import torch
 from torch import nn
 
 from .data import ImageSet, Splits, keep_classes, load_dataset, per_class
+from .lr_find import lr_find
 from .models import count_parameters
-from .names import TARGETS  # lesson 04's targets: name -> what it is
+from .names import (
+    FINETUNE_STRATEGIES,
+    STAGED_STRATEGIES,
+    TARGETS,  # lesson 04's targets: name -> what it is
+)
 from .optim import SGD
 from .parallel import check_jobs, run_all
 from .pretrained import PretrainConfig, pretrained_cnn
@@ -34,6 +39,7 @@ from .surgery import (
 )
 from .sweep import summary
 from .train import evaluate, fit
+from .unfreezing import fit_in_stages, strategy_stages
 
 
 def epochs_for(steps: int, n_examples: int, batch_size: int) -> int:
@@ -125,11 +131,12 @@ def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps:
             "total": count_parameters(model), "seconds": seconds, "history": history.records}
 
 
-def _check_strategies(strategies: Sequence[str]) -> None:
+def _check_strategies(strategies: Sequence[str],
+                      allowed: Sequence[str] = FINETUNE_STRATEGIES) -> None:
     for strategy in strategies:
-        if strategy not in STRATEGIES:
+        if strategy not in allowed:
             raise ValueError(f"strategy={strategy!r} is not one of "
-                             f"{', '.join(repr(s) for s in STRATEGIES)}")
+                             f"{', '.join(repr(s) for s in allowed)}")
 
 
 def _grid_points(train: ImageSet, strategies: Sequence[str], labels_per_class: Iterable[int],
@@ -160,15 +167,23 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
     with ``seed``), trained by :func:`train_and_score` and scored on ``test``.
     ``pretrained`` itself is never modified.
 
+    ``strategies`` may also name the staged strategies ``"lp_ft"`` and ``"gradual"``
+    (:mod:`ftcore.unfreezing`): they train in stages with the same total number of updates
+    as the others get (:func:`staged_train_and_score`).
+
     Args:
-        lr: one learning rate, or one per strategy (``{"full": 0.01, ...}``); annealed to 0
-            over the run by default (``lr_schedule="cosine"``, see :func:`fit`).
+        lr: one learning rate, or one per strategy (``{"full": 0.01, ...}``; a staged
+            strategy's may be one per stage, e.g. ``{"lp_ft": (0.1, 0.03)}``), or ``"auto"``
+            (here or per strategy): the suggestion of :func:`ftcore.lr_find.lr_find` on each
+            run's own labelled subset, per stage for the staged strategies; annealed to 0
+            over the run (each stage) by default (``lr_schedule="cosine"``, see :func:`fit`).
         device: where to train (default: the best available).
         n_jobs, backend, address: train the runs in parallel processes or on a cluster
             (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
 
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
-    and the fields of :func:`train_and_score`.
+    (the rate used: a number, or one per stage), ``steps`` (optimizer updates) and the fields
+    of :func:`train_and_score`.
     """
     _check_strategies(strategies)
     check_jobs(n_jobs, backend)
@@ -189,8 +204,50 @@ def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strate
                   seed: int, **options) -> dict:
     """One run of :func:`strategy_grid`: a copy of ``pretrained`` prepared for ``strategy``
     (new head seeded with ``seed``), trained on ``train`` and scored on ``test``."""
-    model = prepare(copy.deepcopy(pretrained), strategy, train.num_classes, seed=seed)
-    return train_and_score(model, train, test, seed=seed, **options)
+    staged = strategy in STAGED_STRATEGIES
+    model = prepare(copy.deepcopy(pretrained), "full" if staged else strategy,
+                    train.num_classes, seed=seed)
+    if staged:
+        return staged_train_and_score(model, train, test, strategy=strategy, seed=seed,
+                                      **options)
+    if options["lr"] == "auto":
+        options["lr"] = lr_find(model, train, batch_size=options["batch_size"],
+                                momentum=options["momentum"], seed=seed,
+                                device=options["device"]).suggestion
+    record = train_and_score(model, train, test, seed=seed, **options)
+    return {**record, "lr": options["lr"],
+            "steps": record["epochs"] * math.ceil(len(train) / options["batch_size"])}
+
+
+def staged_train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, strategy: str,
+                           steps: int = 60, batch_size: int = 32,
+                           lr: float | Sequence[float] | str = 0.05, momentum: float = 0.9,
+                           weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                           val: ImageSet | None = None, seed: int = 0, device=None) -> dict:
+    """:func:`train_and_score` for a staged strategy (``"lp_ft"`` or ``"gradual"``,
+    :func:`ftcore.unfreezing.strategy_stages`): train ``model`` (in place, its head already
+    new) stage by stage with :func:`ftcore.unfreezing.fit_in_stages`, score it on ``test``.
+
+    The budget is the one :func:`train_and_score` gives a single-stage strategy with the same
+    ``steps``: ``epochs_for(steps, len(train), batch_size)`` whole epochs of updates, shared
+    among the stages by the strategy's rule (LP-FT: half each; gradual: equal shares, the
+    remainder to the last stages), so every strategy of a grid makes the same number of
+    updates. Returns the fields of :func:`train_and_score` (``trainable``: at the end, i.e.
+    everything) plus ``lr`` (each stage's rate) and ``steps`` (the updates made).
+    """
+    budget = epochs_for(steps, len(train), batch_size) * math.ceil(len(train) / batch_size)
+    stages = strategy_stages(model, strategy, budget)
+    start = time.perf_counter()
+    history = fit_in_stages(model, train, val, stages=stages, lr=lr, momentum=momentum,
+                            weight_decay=weight_decay, batch_size=batch_size,
+                            lr_schedule=lr_schedule, seed=seed, device=device, progress=False)
+    seconds = time.perf_counter() - start
+    rates = tuple(dict.fromkeys((r["stage"], r["lr"]) for r in history.records))
+    return {"test_acc": evaluate(model, test, device=device)["accuracy"],
+            "train_acc": history.last["train_acc"], "epochs": len(history),
+            "trainable": count_parameters(model, trainable_only=True),
+            "total": count_parameters(model), "seconds": seconds, "history": history.records,
+            "lr": tuple(rate for _, rate in rates), "steps": history.last["steps"]}
 
 
 def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: ImageSet, *,
@@ -290,7 +347,7 @@ def curve_grid(pretrained: nn.Module, splits: Splits, *, strategies: Sequence[st
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
     and the fields of :func:`learning_curve`. ``pretrained`` is not modified.
     """
-    _check_strategies(strategies)
+    _check_strategies(strategies, STRATEGIES)  # learning curves: single-stage strategies only
     if equal_steps is not None and not 1 <= equal_steps <= steps:
         raise ValueError(f"equal_steps={equal_steps} must be from 1 to steps={steps}")
     check_jobs(n_jobs, backend)

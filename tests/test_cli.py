@@ -124,6 +124,30 @@ def test_finetune_table_has_a_row_per_strategy_and_a_column_per_budget(root, tmp
     assert_png(tmp_path / "ft.png")
 
 
+def test_finetune_runs_the_staged_strategies_with_auto_rates(root, tmp_path):
+    status, out, err = run("finetune", "--target", "uci-digits", "--strategy", "full",
+                           "lp_ft", "gradual", "--labels-per-class", 2, "--seeds", 1,
+                           "--steps", 4, "--lr", "auto", *TINY, "--no-figure")
+    assert status == 0, err
+    header, *rows = table_rows(out, "strategy")
+    assert header == ["strategy", "2"] and [r[0] for r in rows] == ["full", "lp_ft", "gradual"]
+    chosen = out.split("learning rates chosen by the range test")[1]
+    header, *rows = table_rows(chosen, "strategy")
+    assert [r[0] for r in rows] == ["full", "lp_ft", "gradual"]
+    stages = {r[0]: r[1].split("/") for r in rows}
+    assert [len(stages[s]) for s in ("full", "lp_ft", "gradual")] == [1, 2, 4]
+    assert all(0 < float(rate) < 1 for rates in stages.values() for rate in rates)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--lr", "fast"], "argument --lr: 'fast' is not a number"),
+    (["--strategy", "lpft"], "argument --strategy: invalid choice: 'lpft'"),
+])
+def test_finetune_refuses_bad_rates_and_strategies(argv, message):
+    status, _, err = run("finetune", *argv)
+    assert status == 2 and message in err
+
+
 def test_seeds_is_a_count_or_a_list():
     assert seed_list(Namespace(seeds=[3], seed=5)) == [5, 6, 7]
     assert seed_list(Namespace(seeds=[4, 7], seed=5)) == [4, 7]

@@ -123,3 +123,24 @@ def test_plot_means_draws_a_bar_and_an_error_bar_per_mean():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["full", "scratch"]
     with pytest.raises(ValueError, match="no rows"):
         plot_means([], "strategy")
+
+
+def test_plot_lr_find_draws_both_losses_on_a_log_axis_and_marks_the_suggestion():
+    from types import SimpleNamespace
+
+    from ftcore.plots import plot_lr_find
+
+    lrs = [1e-4 * 10 ** (i / 4) for i in range(17)]
+    losses = [2.3 - 0.1 * i if i < 12 else 1.2 + (i - 11) ** 2 for i in range(17)]
+    result = SimpleNamespace(lrs=lrs, losses=losses, smoothed=losses, suggestion=lrs[11] / 10,
+                             steepest=lrs[5], rule="min / 10: ...")
+    fig = plot_lr_find(result)
+    ax, = fig.axes
+    assert ax.get_xscale() == "log" and ax.get_ylim()[1] == pytest.approx(1.5 * 2.3)
+    labels = [line.get_label() for line in ax.lines]
+    assert labels == ["loss (one batch)", "smoothed loss", f"suggestion {lrs[11] / 10:.2g}",
+                      f"steepest {lrs[5]:.2g}"]
+    assert list(ax.lines[2].get_xdata()) == [lrs[11] / 10] * 2  # the dashed vertical line
+    assert list(ax.lines[1].get_ydata()) == losses
+    no_steepest = plot_lr_find(SimpleNamespace(**{**vars(result), "steepest": None}))
+    assert len(no_steepest.axes[0].lines) == 3

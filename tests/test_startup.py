@@ -69,4 +69,10 @@ def test_the_light_names_match_the_registries():
     assert names.SHIFT_NAMES == tuple(SHIFTS)
     assert names.REMEDY_NAMES == tuple(REMEDIES)
     assert names.SEVERITIES == SEVERITIES and names.STRATEGIES == STRATEGIES
+    from ftcore.transfer import _check_strategies
+    from ftcore.unfreezing import strategy_stages
+
+    _check_strategies(names.FINETUNE_STRATEGIES)  # every name the command line offers runs
+    for strategy in names.STAGED_STRATEGIES:
+        assert strategy_stages(__import__("ftcore").SmallCNN(), strategy, 10)
     assert names.TARGETS == TARGETS and names.PRETRAIN_EPOCHS == PretrainConfig().epochs

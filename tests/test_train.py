@@ -163,6 +163,24 @@ def test_constant_schedule_keeps_the_learning_rate(zeros_and_ones):
     assert optimizer.lrs == [[0.1]] * 8
 
 
+def test_max_steps_stops_inside_an_epoch_and_anneals_over_the_steps_taken(zeros_and_ones):
+    train, val = zeros_and_ones  # 40 images, batches of 10: 4 steps per epoch
+    model = tiny_cnn(num_classes=2)
+    optimizer = RecordingSGD(model.parameters(), lr=0.1)
+    history = fit(model, train, val, epochs=5, batch_size=10, optimizer=optimizer,
+                  lr_schedule="cosine", max_steps=6)
+    assert len(optimizer.lrs) == 6 and history.column("epoch") == [1, 2]  # 4 + 2 steps
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)  # annealed in 6
+    assert 0 <= history.last["train_acc"] <= 1 and "val_acc" in history.last
+    # the partial epoch's loss and accuracy are means over the 20 images it trained on
+    assert history.last["train_acc"] * 20 == pytest.approx(round(history.last["train_acc"] * 20))
+    counted = RecordingSGD((model := tiny_cnn(num_classes=2)).parameters(), lr=0.1)
+    fit(model, train, epochs=2, batch_size=10, optimizer=counted, max_steps=100)
+    assert len(counted.lrs) == 8  # epochs still bound the run
+    with pytest.raises(ValueError, match=r"max_steps=0 must be a whole number >= 1"):
+        fit(tiny_cnn(num_classes=2), train, max_steps=0)
+
+
 # ---------------------------------------------------------------- refused set-ups
 
 def test_unknown_schedule_raises(zeros_and_ones):
