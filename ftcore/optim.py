@@ -37,14 +37,53 @@ rest of the gradient, so weights with large gradients are barely decayed. The up
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import torch
 
 from .checks import ParameterError, check_choice, check_number
 
 
-class SGD(torch.optim.Optimizer):
+class ElementwiseOptimizer(torch.optim.Optimizer):
+    """What SGD and Adam share: settings checked when a group is added, and a step that
+    updates every parameter with a gradient, number by number (``update``, one per rule).
+
+    A subclass sets ``check`` (its settings' check, called with the group's settings as
+    keywords) and writes ``update(p, group)``.
+    """
+
+    check: Callable[..., None]
+
+    def __init__(self, params, defaults: dict) -> None:
+        params = parameter_list(params, type(self).__name__)
+        super().__init__(params, defaults)  # calls add_param_group for every group
+
+    def add_param_group(self, param_group: dict) -> None:
+        """Add a group (e.g. layers unfrozen later in training), checking its settings first:
+        a group may override the defaults, so its values are checked too."""
+        settings = {**self.defaults, **param_group}
+        type(self).check(**{key: settings[key] for key in self.defaults})
+        super().add_param_group(param_group)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, in place. Returns the closure's loss."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None or not p.requires_grad:
+                    continue  # frozen, or not used in this loss: leave it exactly as it is
+                self.update(p, group)
+        return loss
+
+    def update(self, p: torch.Tensor, group: dict) -> None:
+        raise NotImplementedError
+
+
+class SGD(ElementwiseOptimizer):
     """Gradient descent with optional momentum, Nesterov momentum and weight decay.
 
     Args:
@@ -69,55 +108,37 @@ class SGD(torch.optim.Optimizer):
     ) -> None:
         check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
                               nesterov=nesterov)
-        params = parameter_list(params, "SGD")
-        defaults = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
-                    "nesterov": nesterov}
-        super().__init__(params, defaults)  # calls add_param_group for every group
+        super().__init__(params, {"lr": lr, "momentum": momentum,
+                                  "weight_decay": weight_decay, "nesterov": nesterov})
 
-    def add_param_group(self, param_group: dict) -> None:
-        """Add a group (e.g. layers unfrozen later in training), checking its settings first:
-        a group may override the defaults, so its values are checked too."""
-        settings = {**self.defaults, **param_group}
-        check_hyperparameters(lr=settings["lr"], momentum=settings["momentum"],
-                              weight_decay=settings["weight_decay"],
-                              nesterov=settings["nesterov"])
-        super().add_param_group(param_group)
+    @staticmethod
+    def check(**settings) -> None:
+        check_hyperparameters(**settings)
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Update every parameter that has a gradient, in place. Returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, momentum = group["lr"], group["momentum"]
-            weight_decay, nesterov = group["weight_decay"], group["nesterov"]
-            for p in group["params"]:
-                if p.grad is None or not p.requires_grad:
-                    continue  # frozen, or not used in this loss: leave it exactly as it is
-                g = p.grad
-                if weight_decay != 0:
-                    g = g.add(p, alpha=weight_decay)
-                if momentum != 0:
-                    v = self.state[p].get("velocity")
-                    if v is None:
-                        v = self.state[p]["velocity"] = g.clone()
-                    else:
-                        v.mul_(momentum).add_(g)
-                    g = g.add(v, alpha=momentum) if nesterov else v
-                p.add_(g, alpha=-lr)
-        return loss
+    def update(self, p: torch.Tensor, group: dict) -> None:
+        lr, momentum = group["lr"], group["momentum"]
+        weight_decay, nesterov = group["weight_decay"], group["nesterov"]
+        g = p.grad
+        if weight_decay != 0:
+            g = g.add(p, alpha=weight_decay)
+        if momentum != 0:
+            v = self.state[p].get("velocity")
+            if v is None:
+                v = self.state[p]["velocity"] = g.clone()
+            else:
+                v.mul_(momentum).add_(g)
+            g = g.add(v, alpha=momentum) if nesterov else v
+        p.add_(g, alpha=-lr)
 
 
-class Adam(torch.optim.Optimizer):
+class Adam(ElementwiseOptimizer):
     """Adam: momentum (``m``) divided by a running size of the gradient (``sqrt(v)``), per number.
 
     Args:
         params: parameters, or a list of dicts ``{"params": [...], "lr": ...}`` (parameter
-            groups; each may set its own ``lr``, ``betas``, ``eps`` and ``weight_decay``).
-            Parameters that are frozen (``requires_grad=False``) or received no gradient are
-            skipped: neither moved, nor decayed, nor given state.
+            groups; each may set its own ``lr``, ``betas``, ``eps``, ``weight_decay`` and
+            ``amsgrad``). Parameters that are frozen (``requires_grad=False``) or received no
+            gradient are skipped: neither moved, nor decayed, nor given state.
         lr: learning rate, > 0. Adam's step is about ``lr`` per number whatever the gradient's
             scale, so its rates are smaller than SGD's (1e-3 is the usual start).
         betas: ``(beta1, beta2)``, each in [0, 1): how slowly ``m`` and ``v`` forget.
@@ -140,18 +161,12 @@ class Adam(torch.optim.Optimizer):
     ) -> None:
         check_adam_hyperparameters(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                    amsgrad=amsgrad)
-        params = parameter_list(params, type(self).__name__)
-        defaults = {"lr": lr, "betas": tuple(betas), "eps": eps, "weight_decay": weight_decay,
-                    "amsgrad": amsgrad}
-        super().__init__(params, defaults)  # calls add_param_group for every group
+        super().__init__(params, {"lr": lr, "betas": tuple(betas), "eps": eps,
+                                  "weight_decay": weight_decay, "amsgrad": amsgrad})
 
-    def add_param_group(self, param_group: dict) -> None:
-        """Add a group, checking its settings first (a group may override the defaults)."""
-        settings = {**self.defaults, **param_group}
-        check_adam_hyperparameters(lr=settings["lr"], betas=settings["betas"],
-                                   eps=settings["eps"], weight_decay=settings["weight_decay"],
-                                   amsgrad=settings["amsgrad"])
-        super().add_param_group(param_group)
+    @staticmethod
+    def check(**settings) -> None:
+        check_adam_hyperparameters(**settings)
 
     def decay(self, p: torch.Tensor, g: torch.Tensor, lr: float,
               weight_decay: float) -> torch.Tensor:
@@ -159,40 +174,28 @@ class Adam(torch.optim.Optimizer):
         averaged into ``m`` and divided by ``sqrt(v_hat)`` like the rest). Returns the new g."""
         return g.add(p, alpha=weight_decay)  # g <- g + weight_decay * p
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        """Update every parameter that has a gradient, in place. Returns the closure's loss."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-            weight_decay, amsgrad = group["weight_decay"], group["amsgrad"]
-            for p in group["params"]:
-                if p.grad is None or not p.requires_grad:
-                    continue  # frozen, or not used in this loss: leave it exactly as it is
-                state = self.state[p]
-                if not state:  # the first step: both moments start at zero
-                    state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
-                    if amsgrad:
-                        state["v_max"] = torch.zeros_like(p)
-                state["step"] += 1
-                t, m, v = state["step"], state["m"], state["v"]
-                g = p.grad
-                if weight_decay != 0:
-                    g = self.decay(p, g, lr, weight_decay)
-                m.lerp_(g, 1 - beta1)                          # m <- beta1 m + (1 - beta1) g
-                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v <- beta2 v + (1 - beta2) g^2
-                if amsgrad:  # the largest v so far; corrected below with this step's factor
-                    v = torch.maximum(state["v_max"], v, out=state["v_max"])
-                # Bias correction, m_hat = m / (1 - beta1^t) and v_hat = v / (1 - beta2^t),
-                # folded into two scalars in torch's order: dividing whole tensors would round
-                # differently, and where v is tiny Adam magnifies such differences.
-                sqrt_v_hat = v.sqrt() / (1 - beta2 ** t) ** 0.5
-                lr_hat = lr / (1 - beta1 ** t)  # lr * m_hat == lr_hat * m
-                p.addcdiv_(m, sqrt_v_hat.add_(eps), value=-lr_hat)  # p -= lr m_hat / (...)
-        return loss
+    def update(self, p: torch.Tensor, group: dict) -> None:
+        lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
+        state = self.state[p]
+        if not state:  # the first step: both moments start at zero
+            state.update(step=0, m=torch.zeros_like(p), v=torch.zeros_like(p))
+            if group["amsgrad"]:
+                state["v_max"] = torch.zeros_like(p)
+        state["step"] += 1
+        t, m, v = state["step"], state["m"], state["v"]
+        g = p.grad
+        if group["weight_decay"] != 0:
+            g = self.decay(p, g, lr, group["weight_decay"])
+        m.lerp_(g, 1 - beta1)                          # m <- beta1 m + (1 - beta1) g
+        v.mul_(beta2).addcmul_(g, g, value=1 - beta2)  # v <- beta2 v + (1 - beta2) g^2
+        if group["amsgrad"]:  # the largest v so far; corrected below with this step's factor
+            v = torch.maximum(state["v_max"], v, out=state["v_max"])
+        # Bias correction, m_hat = m / (1 - beta1^t) and v_hat = v / (1 - beta2^t), folded
+        # into two scalars in torch's order: dividing whole tensors would round differently,
+        # and where v is tiny Adam magnifies such differences.
+        sqrt_v_hat = v.sqrt() / (1 - beta2 ** t) ** 0.5
+        lr_hat = lr / (1 - beta1 ** t)  # lr * m_hat == lr_hat * m
+        p.addcdiv_(m, sqrt_v_hat.add_(eps), value=-lr_hat)  # p -= lr m_hat / (sqrt(v_hat) + eps)
 
 
 class AdamW(Adam):
@@ -204,16 +207,10 @@ class AdamW(Adam):
     default ``weight_decay`` differs: 1e-2, as torch's.
     """
 
-    def __init__(
-        self,
-        params: Iterable[torch.Tensor] | Iterable[dict],
-        lr: float = 1e-3,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        weight_decay: float = 1e-2,
-        amsgrad: bool = False,
-    ) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)
+    def __init__(self, params: Iterable[torch.Tensor] | Iterable[dict], lr: float = 1e-3,
+                 betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad)  # only 1e-2 is new
 
     def decay(self, p: torch.Tensor, g: torch.Tensor, lr: float,
               weight_decay: float) -> torch.Tensor:
