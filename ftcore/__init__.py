@@ -14,7 +14,7 @@ The book's library, one concept per module (arrows point down only)::
     lr_find                the learning-rate range test
     train, augment         fit, evaluate, predict, History; per-image augmentation
     models                 SmallCNN and MLP with named ``features`` and ``head``
-    nn, optim              first principles: Dropout, SGD
+    nn, optim              first principles: Dropout, SGD, Adam, AdamW
     parallel               independent runs on every core or a cluster (joblib)
     names                  the names experiments accept (imports nothing heavy)
     data                   MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
@@ -27,7 +27,8 @@ __version__ = "0.1.0"
 #: What ``from ftcore import X`` gives, and the module that defines it. Imported on first use
 #: (PEP 562), so ``import ftcore`` and ``python -m ftcore --help`` do not wait for PyTorch.
 _EXPORTS = {
-    "SGD": "optim", "Dropout": "nn", "History": "train", "evaluate": "train", "fit": "train",
+    "SGD": "optim", "Adam": "optim", "AdamW": "optim", "Dropout": "nn", "History": "train",
+    "evaluate": "train", "fit": "train",
     "predict": "train", "ImageSet": "data", "load_dataset": "data", "make_loader": "data",
     "per_class": "data", "SmallCNN": "models", "count_parameters": "models",
     "PretrainConfig": "pretrained", "load_checkpoint": "pretrained",

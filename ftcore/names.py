@@ -12,6 +12,8 @@ STRATEGIES = ("scratch", "feature_extraction", "partial", "full")
 STAGED_STRATEGIES = ("lp_ft", "gradual")
 #: What :func:`ftcore.transfer.strategy_grid` and ``ftcore finetune --strategy`` accept.
 FINETUNE_STRATEGIES = STRATEGIES + STAGED_STRATEGIES
+#: :data:`ftcore.optim.OPTIMIZERS`, the optimizers ``fit(optimizer=name)`` builds by name.
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 #: :data:`ftcore.shifts.SHIFTS`, the MNIST-C-style corruptions, and their severities.
 SHIFT_NAMES = ("rotation", "shear", "scale", "translation", "inversion", "noise", "blur",
                "contrast", "elastic", "occlusion")

@@ -25,7 +25,7 @@ from .names import (
     STAGED_STRATEGIES,
     TARGETS,  # lesson 04's targets: name -> what it is
 )
-from .optim import SGD
+from .optim import DEFAULTS, make_optimizer, optimizer_settings
 from .parallel import check_jobs, run_all
 from .pretrained import PretrainConfig, pretrained_cnn
 from .surgery import (
@@ -106,12 +106,15 @@ def _per_strategy(value, strategy: str, what: str):
 
 
 def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps: int = 60,
-                    batch_size: int = 32, lr: float = 0.05, momentum: float = 0.9,
-                    weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                    optimizer: torch.optim.Optimizer | None = None,
+                    batch_size: int = 32, lr: float | None = None,
+                    momentum: float | None = None, weight_decay: float | None = None,
+                    lr_schedule: str = "cosine",
+                    optimizer: str | torch.optim.Optimizer = "sgd",
                     val: ImageSet | None = None, seed: int = 0, device=None) -> dict:
     """Train ``model`` (in place) for ``steps`` updates with :func:`fit`; score it on ``test``.
 
+    ``optimizer``: ``"sgd"`` (default), ``"adam"``, ``"adamw"`` or one you built; ``lr``,
+    ``momentum`` and ``weight_decay`` left unset take its defaults (:func:`fit`).
     ``val``, if given, is scored after every epoch (learning curves; it costs time).
     ``device``: where to train and score (default: the best available, see
     :func:`ftcore.runtime.pick_device`).
@@ -156,8 +159,9 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   strategies: Sequence[str] = STRATEGIES,
                   labels_per_class: Iterable[int] = (1, 5, 10, 50),
                   seeds: Iterable[int] = (0, 1, 2), steps: int = 60, batch_size: int = 32,
-                  lr: float | Mapping[str, float] = 0.05, momentum: float = 0.9,
-                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                  lr: float | Mapping[str, float] | None = None,
+                  momentum: float | None = None, weight_decay: float | None = None,
+                  lr_schedule: str = "cosine", optimizer: str = "sgd",
                   task: str | None = None, device=None, n_jobs: int = 1,
                   backend: str | None = None, address: str | None = None) -> list[dict]:
     """Fine-tune copies of ``pretrained`` with each strategy on small labelled subsets.
@@ -177,22 +181,38 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
             (here or per strategy): the suggestion of :func:`ftcore.lr_find.lr_find` on each
             run's own labelled subset, per stage for the staged strategies; annealed to 0
             over the run (each stage) by default (``lr_schedule="cosine"``, see :func:`fit`).
+            Default: the optimizer's (0.05 for SGD, 1e-3 for Adam and AdamW).
+        optimizer: ``"sgd"`` (default), ``"adam"`` or ``"adamw"``, built afresh for every run
+            (:func:`ftcore.optim.make_optimizer`); ``momentum`` is SGD's alone. The staged
+            strategies train with SGD only (a new one per stage).
         device: where to train (default: the best available).
         n_jobs, backend, address: train the runs in parallel processes or on a cluster
             (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
 
-    Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
-    (the rate used: a number, or one per stage), ``steps`` (optimizer updates) and the fields
-    of :func:`train_and_score`.
+    Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``,
+    ``optimizer``, ``lr`` (the rate used: a number, or one per stage), ``steps`` (optimizer
+    updates) and the fields of :func:`train_and_score`.
     """
     _check_strategies(strategies)
     check_jobs(n_jobs, backend)
+    for strategy in strategies:  # every setting checked before the first run
+        rate = _per_strategy(lr, strategy, "lr")
+        if strategy in STAGED_STRATEGIES and optimizer != "sgd":
+            raise ValueError(f"strategy={strategy!r} trains each stage with SGD; "
+                             f"optimizer={optimizer!r} is not supported for it: use "
+                             "optimizer='sgd', or the single-stage strategies")
+        numeric = isinstance(rate, (int, float)) and not isinstance(rate, bool)
+        optimizer_settings(optimizer, lr=rate if numeric else None, momentum=momentum,
+                           weight_decay=weight_decay)
     options = {"steps": steps, "batch_size": batch_size, "momentum": momentum,
-               "weight_decay": weight_decay, "lr_schedule": lr_schedule, "device": device}
+               "weight_decay": weight_decay, "lr_schedule": lr_schedule,
+               "optimizer": optimizer, "device": device}
     points, calls = [], []  # the record's fields, and the arguments of each run
     for point, subset in _grid_points(train, strategies, labels_per_class, seeds, task):
         rate = _per_strategy(lr, point["strategy"], "lr")
-        points.append({**point, "lr": rate})
+        if rate is None:
+            rate = DEFAULTS[optimizer]["lr"]
+        points.append({**point, "optimizer": optimizer, "lr": rate})
         calls.append({"pretrained": pretrained, "train": subset, "test": test,
                       "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
                       **options})
@@ -207,12 +227,20 @@ def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strate
     staged = strategy in STAGED_STRATEGIES
     model = prepare(copy.deepcopy(pretrained), "full" if staged else strategy,
                     train.num_classes, seed=seed)
-    if staged:
+    if staged:  # SGD in every stage (strategy_grid refuses another optimizer up front)
+        options.pop("optimizer")
+        settings = {k: v for k, v in options.items() if v is not None}
         return staged_train_and_score(model, train, test, strategy=strategy, seed=seed,
-                                      **options)
+                                      **settings)
     if options["lr"] == "auto":
+        name = options["optimizer"]
+        momentum = DEFAULTS["sgd"]["momentum"] if options["momentum"] is None else options[
+            "momentum"]
+        build = None if name == "sgd" else (
+            lambda params, lr: make_optimizer(name, params, lr=lr,
+                                              weight_decay=options["weight_decay"]))
         options["lr"] = lr_find(model, train, batch_size=options["batch_size"],
-                                momentum=options["momentum"], seed=seed,
+                                momentum=momentum, make_optimizer=build, seed=seed,
                                 device=options["device"]).suggestion
     record = train_and_score(model, train, test, seed=seed, **options)
     return {**record, "lr": options["lr"],
@@ -251,13 +279,16 @@ def staged_train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *,
 
 
 def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: ImageSet, *,
-                   steps: int = 100, every: int = 10, lr: float = 0.05, momentum: float = 0.9,
-                   batch_size: int = 25, patience: int | None = None,
-                   equal_steps: int | None = None, seed: int = 0, device=None) -> dict:
-    """Train ``model`` with SGD at a constant rate, scoring ``val`` every ``every`` steps.
+                   steps: int = 100, every: int = 10, lr: float | None = None,
+                   momentum: float | None = None, batch_size: int = 25,
+                   patience: int | None = None, equal_steps: int | None = None,
+                   optimizer: str = "sgd", seed: int = 0, device=None) -> dict:
+    """Train ``model`` at a constant rate, scoring ``val`` every ``every`` steps.
 
-    Training runs in chunks of whole epochs of :func:`fit` (at least ``every`` updates each,
-    one optimizer throughout, so momentum carries over). A constant rate makes the model after
+    ``optimizer``: ``"sgd"`` (default; ``momentum`` 0.9 unless given), ``"adam"`` or
+    ``"adamw"``, with ``lr`` (default: the optimizer's, see :func:`fit`). Training runs in
+    chunks of whole epochs of :func:`fit` (at least ``every`` updates each, one optimizer
+    throughout, so momentum and Adam's moments carry over). A constant rate makes the model after
     ``k`` updates the same as a run of ``k`` updates, so one run answers both "who is ahead
     after ``equal_steps`` updates" and "how good is each at its best validation point".
     ``patience``: stop after that many checkpoints without a higher validation accuracy
@@ -275,8 +306,8 @@ def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: Image
                          "(patience may also be None: no early stopping)")
     if equal_steps is not None and not 1 <= equal_steps <= steps:
         raise ValueError(f"equal_steps={equal_steps} must be from 1 to steps={steps}")
-    optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=lr,
-                    momentum=momentum)
+    optimizer = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad],
+                               lr=lr, momentum=momentum)
     epochs = epochs_for(every, len(train), batch_size)
     per_epoch = math.ceil(len(train) / batch_size)
     curve, kept, waited = [], {}, 0
