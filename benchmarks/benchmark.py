@@ -158,6 +158,10 @@ def competing_process() -> subprocess.Popen:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="ftcore speed and memory vs plain PyTorch")
     parser.add_argument("--no-lessons", action="store_true", help="skip executing lessons")
+    parser.add_argument("--write-lessons", action="store_true",
+                        help="write each lesson's quiet run back into lessons/ (its outputs, as "
+                             "benchmarks/execute_lessons.py does), so the timed run is the one "
+                             "committed")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU\n")
     train = load_dataset("mnist").train
@@ -195,7 +199,7 @@ def main(argv=None) -> int:
         from execute_lessons import LESSONS, run_isolated
 
         for path in sorted(LESSONS.glob("[0-9][0-9]_*.ipynb")):
-            quiet, mib = run_isolated(path, write=False)
+            quiet, mib = run_isolated(path, write=args.write_lessons)
             busy = competing_process()
             try:
                 contended, _ = run_isolated(path, write=False)
