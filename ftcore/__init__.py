@@ -12,7 +12,7 @@ The book's library, one concept per module (arrows point down only)::
     pretrained             the cached MNIST-pre-trained CNN, checkpoints
     train, augment         fit, evaluate, predict, History; per-image augmentation
     models                 SmallCNN and MLP with named ``features`` and ``head``
-    nn, optim              first principles: Dropout, SGD
+    nn, optim              first principles: Dropout, SGD, Adam, AdamW
     parallel               independent runs on every core or a cluster (joblib)
     names                  the names experiments accept (imports nothing heavy)
     data                   MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
@@ -25,7 +25,8 @@ __version__ = "0.1.0"
 #: What ``from ftcore import X`` gives, and the module that defines it. Imported on first use
 #: (PEP 562), so ``import ftcore`` and ``python -m ftcore --help`` do not wait for PyTorch.
 _EXPORTS = {
-    "SGD": "optim", "Dropout": "nn", "History": "train", "evaluate": "train", "fit": "train",
+    "SGD": "optim", "Adam": "optim", "AdamW": "optim", "Dropout": "nn", "History": "train",
+    "evaluate": "train", "fit": "train",
     "predict": "train", "ImageSet": "data", "load_dataset": "data", "make_loader": "data",
     "per_class": "data", "SmallCNN": "models", "count_parameters": "models",
     "PretrainConfig": "pretrained", "load_checkpoint": "pretrained",

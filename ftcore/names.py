@@ -7,6 +7,8 @@ each name define their registries from the same tuples, and a test keeps them eq
 
 #: :func:`ftcore.surgery.prepare` strategies, from training everything anew to the head only.
 STRATEGIES = ("scratch", "feature_extraction", "partial", "full")
+#: :data:`ftcore.optim.OPTIMIZERS`, the optimizers ``fit(optimizer=name)`` builds by name.
+OPTIMIZER_NAMES = ("sgd", "adam", "adamw")
 #: :data:`ftcore.shifts.SHIFTS`, the MNIST-C-style corruptions, and their severities.
 SHIFT_NAMES = ("rotation", "shear", "scale", "translation", "inversion", "noise", "blur",
                "contrast", "elastic", "occlusion")

@@ -367,9 +367,12 @@ def optimizer_state_size(optimizer: torch.optim.Optimizer) -> int:
     """Scalars the optimizer keeps between steps (momentum buffers, Adam's two moments, ...):
     the total size of the tensors in ``optimizer.state``. The state is created at the first
     step, so call this after one: SGD with momentum keeps one number per trained parameter,
-    Adam two (plus a step count), and a frozen parameter none."""
+    Adam two (plus a step count per tensor; AMSGrad a third, the largest second moment), and a
+    frozen parameter none. A step count is one number whether it is kept as a tensor (torch's
+    Adam) or as a Python int (:class:`ftcore.optim.Adam`)."""
     if not isinstance(optimizer, torch.optim.Optimizer):
         raise ValueError(f"optimizer must be a torch.optim.Optimizer (e.g. ftcore.optim.SGD), "
                          f"got {type(optimizer).__name__}")
-    return sum(value.numel() for state in optimizer.state.values()
-               for value in state.values() if isinstance(value, torch.Tensor))
+    return sum(value.numel() if isinstance(value, torch.Tensor) else 1
+               for state in optimizer.state.values() for value in state.values()
+               if isinstance(value, (torch.Tensor, int, float)) and not isinstance(value, bool))

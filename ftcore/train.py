@@ -5,7 +5,7 @@
     logits = model(x)                    # forward
     loss   = cross_entropy(logits, y)    # (+ an optional penalty on the weights)
     loss.backward()                      # gradients by autograd
-    optimizer.step()                     # ftcore.optim.SGD by default
+    optimizer.step()                     # ftcore.optim.SGD by default (or Adam, AdamW)
 
 and per epoch it records the training and validation loss and accuracy.
 """
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from .augment import augment_batch
 from .checks import ParameterError, check_choice, check_int, check_type
 from .data import ImageSet, make_loader
-from .optim import SGD, check_hyperparameters
+from .optim import OPTIMIZERS, make_optimizer, optimizer_settings
 from .runtime import pick_device, progress_enabled
 
 SCHEDULES = ("constant", "cosine")
@@ -64,9 +64,9 @@ class History:
 
 
 def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epochs: int = 10,
-        lr: float = 0.05, momentum: float = 0.9, weight_decay: float = 0.0,
-        nesterov: bool = False, batch_size: int = 64,
-        optimizer: torch.optim.Optimizer | None = None,
+        lr: float | None = None, momentum: float | None = None,
+        weight_decay: float | None = None, nesterov: bool | None = None, batch_size: int = 64,
+        optimizer: str | torch.optim.Optimizer = "sgd",
         penalty: Callable[[nn.Module], torch.Tensor] | None = None,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         lr_schedule: str = "constant", patience: int | None = None, seed: int = 0,
@@ -77,9 +77,16 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         model: maps images (N, 1, 28, 28) to logits (N, num_classes). Trained in place.
         train, val: :class:`ImageSet` s; ``val`` is evaluated after every epoch.
         epochs, batch_size: how long and in what chunks.
-        lr, momentum, weight_decay, nesterov: settings of the default optimizer,
-            :class:`ftcore.optim.SGD` over the trainable (``requires_grad``) parameters.
-        optimizer: use this instead (then the four settings above are ignored).
+        optimizer: ``"sgd"`` (default), ``"adam"`` or ``"adamw"``: :class:`ftcore.optim.SGD`,
+            :class:`~ftcore.optim.Adam` or :class:`~ftcore.optim.AdamW` over the trainable
+            (``requires_grad``) parameters, built with the four settings below
+            (:func:`ftcore.optim.make_optimizer`). Or an optimizer you built, e.g. with
+            parameter groups; then leave the four settings unset (passing one is an error:
+            it would be ignored).
+        lr: learning rate; default 0.05 for SGD, 1e-3 for Adam and AdamW.
+        weight_decay: default 0, except AdamW's 1e-2 (decoupled; SGD's and Adam's is L2).
+        momentum, nesterov: SGD's alone (default 0.9 and False). With ``"adam"`` or
+            ``"adamw"`` setting either is an error: Adam's momentum is its ``betas[0]``.
         penalty: ``penalty(model)`` returns a scalar added to the loss (e.g. an L2 term,
             :mod:`ftcore.regularization`).
         augment: a transform of ONE image (1, 28, 28) -> (1, 28, 28), e.g.
@@ -127,19 +134,21 @@ def fit(model: nn.Module, train: ImageSet, val: ImageSet | None = None, *, epoch
         raise ParameterError("fit: the model has no trainable parameters (every parameter has "
                              "requires_grad=False), so training would change nothing. Unfreeze "
                              "a part first, e.g. ftcore.surgery.unfreeze(model, 'head').")
-    if optimizer is None:
-        check_hyperparameters(lr=lr, momentum=momentum, weight_decay=weight_decay,
-                              nesterov=nesterov)
+    settings = {"lr": lr, "momentum": momentum, "weight_decay": weight_decay,
+                "nesterov": nesterov}
+    if optimizer is None:  # the default before optimizers had names
+        optimizer = "sgd"
+    if isinstance(optimizer, str):
+        optimizer_settings(optimizer, **settings)  # checked now, built once the model is moved
     else:
-        _check_optimizer(optimizer, trainable)
+        _check_optimizer(optimizer, trainable, settings)
     device = pick_device(device)
     model.to(device)
     check_labels(model, train, device)
     if val is not None:
         check_labels(model, val, device)
-    if optimizer is None:
-        optimizer = SGD(trainable, lr=lr, momentum=momentum, weight_decay=weight_decay,
-                        nesterov=nesterov)
+    if isinstance(optimizer, str):
+        optimizer = make_optimizer(optimizer, trainable, **settings)
     loader = make_loader(train, batch_size=batch_size, shuffle=True, seed=seed)
     scheduler = None
     if lr_schedule == "cosine":
@@ -213,11 +222,19 @@ def _check_set(data, name: str, hint: str = "") -> None:
         "ftcore.data.ImageSet(images, labels, classes)"))
 
 
-def _check_optimizer(optimizer, trainable: list[torch.Tensor]) -> None:
+def _check_optimizer(optimizer, trainable: list[torch.Tensor], settings: dict) -> None:
     """The optimizer must hold some of the model's trainable parameters, else fit would
-    train nothing and report a normal-looking history."""
-    check_type(optimizer, "optimizer", torch.optim.Optimizer,
-               hint="e.g. optimizer=ftcore.optim.SGD(model.parameters(), lr=0.05)")
+    train nothing and report a normal-looking history; and settings given beside it would be
+    ignored, so they are refused."""
+    check_type(optimizer, "optimizer", (str, torch.optim.Optimizer),
+               hint=f"one of {', '.join(map(repr, OPTIMIZERS))}, or e.g. "
+                    "optimizer=ftcore.optim.SGD(model.parameters(), lr=0.05)")
+    given = [f"{k}={v!r}" for k, v in settings.items() if v is not None]
+    if given:
+        raise ParameterError(
+            f"fit: {', '.join(given)} would be ignored: the optimizer given "
+            f"({type(optimizer).__name__}) has its own settings. Set them when building it, "
+            f"or pass its name instead, e.g. optimizer='sgd', {given[0]}")
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     if not any(id(p) in held for p in trainable):
         raise ParameterError(

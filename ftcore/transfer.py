@@ -20,7 +20,7 @@ from torch import nn
 from .data import ImageSet, Splits, keep_classes, load_dataset, per_class
 from .models import count_parameters
 from .names import TARGETS  # lesson 04's targets: name -> what it is
-from .optim import SGD
+from .optim import DEFAULTS, make_optimizer, optimizer_settings
 from .parallel import check_jobs, run_all
 from .pretrained import PretrainConfig, pretrained_cnn
 from .surgery import (
@@ -100,12 +100,15 @@ def _per_strategy(value, strategy: str, what: str):
 
 
 def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps: int = 60,
-                    batch_size: int = 32, lr: float = 0.05, momentum: float = 0.9,
-                    weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                    optimizer: torch.optim.Optimizer | None = None,
+                    batch_size: int = 32, lr: float | None = None,
+                    momentum: float | None = None, weight_decay: float | None = None,
+                    lr_schedule: str = "cosine",
+                    optimizer: str | torch.optim.Optimizer = "sgd",
                     val: ImageSet | None = None, seed: int = 0, device=None) -> dict:
     """Train ``model`` (in place) for ``steps`` updates with :func:`fit`; score it on ``test``.
 
+    ``optimizer``: ``"sgd"`` (default), ``"adam"``, ``"adamw"`` or one you built; ``lr``,
+    ``momentum`` and ``weight_decay`` left unset take its defaults (:func:`fit`).
     ``val``, if given, is scored after every epoch (learning curves; it costs time).
     ``device``: where to train and score (default: the best available, see
     :func:`ftcore.runtime.pick_device`).
@@ -149,8 +152,9 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   strategies: Sequence[str] = STRATEGIES,
                   labels_per_class: Iterable[int] = (1, 5, 10, 50),
                   seeds: Iterable[int] = (0, 1, 2), steps: int = 60, batch_size: int = 32,
-                  lr: float | Mapping[str, float] = 0.05, momentum: float = 0.9,
-                  weight_decay: float = 0.0, lr_schedule: str = "cosine",
+                  lr: float | Mapping[str, float] | None = None,
+                  momentum: float | None = None, weight_decay: float | None = None,
+                  lr_schedule: str = "cosine", optimizer: str = "sgd",
                   task: str | None = None, device=None, n_jobs: int = 1,
                   backend: str | None = None, address: str | None = None) -> list[dict]:
     """Fine-tune copies of ``pretrained`` with each strategy on small labelled subsets.
@@ -162,22 +166,31 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
 
     Args:
         lr: one learning rate, or one per strategy (``{"full": 0.01, ...}``); annealed to 0
-            over the run by default (``lr_schedule="cosine"``, see :func:`fit`).
+            over the run by default (``lr_schedule="cosine"``, see :func:`fit`). Default:
+            the optimizer's (0.05 for SGD, 1e-3 for Adam and AdamW).
+        optimizer: ``"sgd"`` (default), ``"adam"`` or ``"adamw"``, built afresh for every run
+            (:func:`ftcore.optim.make_optimizer`); ``momentum`` is SGD's alone.
         device: where to train (default: the best available).
         n_jobs, backend, address: train the runs in parallel processes or on a cluster
             (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
 
-    Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
-    and the fields of :func:`train_and_score`.
+    Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``,
+    ``optimizer``, ``lr`` (the rate used) and the fields of :func:`train_and_score`.
     """
     _check_strategies(strategies)
     check_jobs(n_jobs, backend)
+    for strategy in strategies:  # every setting checked before the first run
+        optimizer_settings(optimizer, lr=_per_strategy(lr, strategy, "lr"), momentum=momentum,
+                           weight_decay=weight_decay)
     options = {"steps": steps, "batch_size": batch_size, "momentum": momentum,
-               "weight_decay": weight_decay, "lr_schedule": lr_schedule, "device": device}
+               "weight_decay": weight_decay, "lr_schedule": lr_schedule,
+               "optimizer": optimizer, "device": device}
     points, calls = [], []  # the record's fields, and the arguments of each run
     for point, subset in _grid_points(train, strategies, labels_per_class, seeds, task):
         rate = _per_strategy(lr, point["strategy"], "lr")
-        points.append({**point, "lr": rate})
+        if rate is None:
+            rate = DEFAULTS[optimizer]["lr"]
+        points.append({**point, "optimizer": optimizer, "lr": rate})
         calls.append({"pretrained": pretrained, "train": subset, "test": test,
                       "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
                       **options})
@@ -194,13 +207,16 @@ def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strate
 
 
 def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: ImageSet, *,
-                   steps: int = 100, every: int = 10, lr: float = 0.05, momentum: float = 0.9,
-                   batch_size: int = 25, patience: int | None = None,
-                   equal_steps: int | None = None, seed: int = 0, device=None) -> dict:
-    """Train ``model`` with SGD at a constant rate, scoring ``val`` every ``every`` steps.
+                   steps: int = 100, every: int = 10, lr: float | None = None,
+                   momentum: float | None = None, batch_size: int = 25,
+                   patience: int | None = None, equal_steps: int | None = None,
+                   optimizer: str = "sgd", seed: int = 0, device=None) -> dict:
+    """Train ``model`` at a constant rate, scoring ``val`` every ``every`` steps.
 
-    Training runs in chunks of whole epochs of :func:`fit` (at least ``every`` updates each,
-    one optimizer throughout, so momentum carries over). A constant rate makes the model after
+    ``optimizer``: ``"sgd"`` (default; ``momentum`` 0.9 unless given), ``"adam"`` or
+    ``"adamw"``, with ``lr`` (default: the optimizer's, see :func:`fit`). Training runs in
+    chunks of whole epochs of :func:`fit` (at least ``every`` updates each, one optimizer
+    throughout, so momentum and Adam's moments carry over). A constant rate makes the model after
     ``k`` updates the same as a run of ``k`` updates, so one run answers both "who is ahead
     after ``equal_steps`` updates" and "how good is each at its best validation point".
     ``patience``: stop after that many checkpoints without a higher validation accuracy
@@ -218,8 +234,8 @@ def learning_curve(model: nn.Module, train: ImageSet, val: ImageSet, test: Image
                          "(patience may also be None: no early stopping)")
     if equal_steps is not None and not 1 <= equal_steps <= steps:
         raise ValueError(f"equal_steps={equal_steps} must be from 1 to steps={steps}")
-    optimizer = SGD([p for p in model.parameters() if p.requires_grad], lr=lr,
-                    momentum=momentum)
+    optimizer = make_optimizer(optimizer, [p for p in model.parameters() if p.requires_grad],
+                               lr=lr, momentum=momentum)
     epochs = epochs_for(every, len(train), batch_size)
     per_epoch = math.ceil(len(train) / batch_size)
     curve, kept, waited = [], {}, 0

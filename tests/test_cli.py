@@ -19,11 +19,12 @@ import torch
 from matplotlib.image import imread
 
 import ftcore.exercises.edition
-from ftcore.cli import COMMANDS, main, seed_list
+from ftcore.cli import COMMANDS, FINETUNE_ADAM_LR, FINETUNE_LR, main, seed_list
 from ftcore.data import load_dataset
 from ftcore.exercises import Exercise
 from ftcore.pretrained import PretrainConfig, pretrained_cnn
 from ftcore.shifts import evaluate_shifts
+from ftcore.surgery import STRATEGIES
 from ftcore.transfer import train_and_score
 
 TINY = ("--pretrain-epochs", "1")  # start from the 1-epoch model the session fixture caches
@@ -122,6 +123,32 @@ def test_finetune_table_has_a_row_per_strategy_and_a_column_per_budget(root, tmp
         cells = [cell for row in rows for cell in row[1:]]
         assert all(re.fullmatch(r"[01]\.\d{3} ± 0\.\d{3}", cell) for cell in cells), cells
     assert_png(tmp_path / "ft.png")
+
+
+@pytest.mark.parametrize(("extra", "rates"), [
+    (["--optimizer", "adamw"], "adam defaults"),
+    (["--optimizer", "adam", "--lr", "0.01"], 0.01),
+    ([], "sgd defaults"),
+])
+def test_finetune_optimizer_and_its_default_rates(root, monkeypatch, extra, rates):
+    import ftcore.transfer
+
+    calls = []
+    grid = ftcore.transfer.strategy_grid
+    monkeypatch.setattr(ftcore.transfer, "strategy_grid",
+                        lambda *a, **k: calls.append(k) or grid(*a, **k))
+    strategies = ("scratch", "feature_extraction")
+    status, out, err = run("finetune", "--target", "uci-digits", "--strategy", *strategies,
+                           "--labels-per-class", 1, "--seeds", 1, "--steps", 2, *TINY,
+                           "--no-figure", *extra)
+    assert status == 0, err
+    optimizer = extra[1] if extra else "sgd"
+    table = {"adam defaults": FINETUNE_ADAM_LR, "sgd defaults": FINETUNE_LR}.get(rates)
+    expected = {s: table[s] for s in strategies} if table else rates
+    assert calls and all(k["optimizer"] == optimizer and k["lr"] == expected for k in calls)
+    assert f"over 1 seed(s), {optimizer}; columns" in out
+    assert FINETUNE_ADAM_LR["full"] < FINETUNE_ADAM_LR["feature_extraction"]  # the head alone
+    assert set(FINETUNE_ADAM_LR) == set(FINETUNE_LR) == set(STRATEGIES)
 
 
 def test_seeds_is_a_count_or_a_list():
@@ -263,7 +290,8 @@ def test_check_exit_status_says_whether_every_exercise_passed(lessons, monkeypat
 
 OPTIONS = {
     "pretrain": ["--classes", "--epochs", "--retrain"],
-    "finetune": ["--target", "--strategy", "--labels-per-class", "--seeds", "--steps", "--lr"],
+    "finetune": ["--target", "--strategy", "--labels-per-class", "--seeds", "--steps",
+                 "--optimizer", "--lr"],
     "shifts": ["--shift", "--severity", "--images", "--pretrain-epochs"],
     "continual": ["--scenario", "--remedy", "--epochs", "--first-epochs"],
     "student-edition": ["--out", "--lessons", "--force"],
@@ -294,6 +322,7 @@ def test_each_command_has_help_with_an_example(command):
     (["finetune", "--strategy", "fulll"], "invalid choice: 'fulll'"),
     (["finetune", "--labels-per-class", "0"], "--labels-per-class: 0 must be a whole number"),
     (["finetune", "--seeds", "0"], "--seeds 0"),
+    (["finetune", "--optimizer", "adan"], "--optimizer: invalid choice: 'adan'"),
     (["finetune", "--target", "uci-digits", "--labels-per-class", "500", *TINY], "has only"),
     (["shifts", "--severity", "9"], "--severity: invalid choice: 9"),
     (["shifts", "--shift", "wobble"], "--shift: invalid choice: 'wobble'"),

@@ -56,14 +56,16 @@ def test_sweep_in_parallel_gives_the_serial_records():
     assert all(r["seconds"] >= 0 for r in parallel)
 
 
-def test_strategy_grid_in_parallel_gives_the_serial_records(mnist_small):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_strategy_grid_in_parallel_gives_the_serial_records(mnist_small, optimizer):
     train, test = mnist_small
     model = tiny_cnn()
     options = dict(strategies=("scratch", "feature_extraction", "full"), labels_per_class=[2],
-                   seeds=[0, 1], steps=4, batch_size=10, lr=0.05)
+                   seeds=[0, 1], steps=4, batch_size=10, optimizer=optimizer,
+                   lr=0.05 if optimizer == "sgd" else 3e-3)
     serial = strategy_grid(model, train, test, **options)
     parallel = strategy_grid(model, train, test, n_jobs=2, **options)
-    assert len(serial) == 6
+    assert len(serial) == 6 and {r["optimizer"] for r in parallel} == {optimizer}
     # the same computation on the same machine and thread count: identical, bit for bit
     assert without_timing(parallel) == without_timing(serial)
 

@@ -28,6 +28,7 @@ def modules_after(code: str) -> set[str]:
 
 @pytest.mark.parametrize("argv", [["--help"], ["finetune", "--help"], ["continual", "--help"],
                                   ["finetune", "--strategy", "fulll"], ["shifts", "--jobs", "2"],
+                                  ["finetune", "--optimizer", "adan"],
                                   ["finetune", "--jobs", "0"], ["--version"]])
 def test_the_command_line_parses_without_heavy_imports(argv):
     code = ("import sys\nfrom ftcore.cli import build_parser\n"
@@ -60,6 +61,7 @@ def test_import_ftcore_is_lazy_and_its_names_still_work():
 
 def test_the_light_names_match_the_registries():
     from ftcore import names
+    from ftcore.optim import OPTIMIZERS
     from ftcore.pretrained import PretrainConfig
     from ftcore.remedies import REMEDIES
     from ftcore.shifts import SEVERITIES, SHIFTS
@@ -68,5 +70,6 @@ def test_the_light_names_match_the_registries():
 
     assert names.SHIFT_NAMES == tuple(SHIFTS)
     assert names.REMEDY_NAMES == tuple(REMEDIES)
+    assert names.OPTIMIZER_NAMES == tuple(OPTIMIZERS)
     assert names.SEVERITIES == SEVERITIES and names.STRATEGIES == STRATEGIES
     assert names.TARGETS == TARGETS and names.PRETRAIN_EPOCHS == PretrainConfig().epochs

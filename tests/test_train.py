@@ -4,6 +4,7 @@ penalties and schedules, refuses impossible set-ups; evaluate, predict, confiden
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import re
 
@@ -13,9 +14,10 @@ import torch
 from helpers import tiny_cnn
 from sklearn.metrics import accuracy_score, log_loss
 
+from ftcore.checks import ParameterError
 from ftcore.data import ImageSet, keep_classes
 from ftcore.models import SmallCNN
-from ftcore.optim import SGD
+from ftcore.optim import OPTIMIZERS, SGD, Adam, AdamW
 from ftcore.train import (
     History,
     confident_mistakes,
@@ -163,6 +165,65 @@ def test_constant_schedule_keeps_the_learning_rate(zeros_and_ones):
     assert optimizer.lrs == [[0.1]] * 8
 
 
+# ---------------------------------------------------------------- optimizers by name
+
+def trainable(model):
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def test_fit_builds_each_optimizer_by_name_with_its_defaults(zeros_and_ones):
+    """optimizer="adamw" is AdamW(lr=1e-3, weight_decay=1e-2) over the trainable parameters,
+    "adam" Adam(lr=1e-3), "sgd" the lessons' SGD(lr=0.05, momentum=0.9): the same run, bit for
+    bit, as passing the optimizer built by hand; and the three runs differ."""
+    train, _ = zeros_and_ones
+    by_hand = {"sgd": lambda m: SGD(trainable(m), lr=0.05, momentum=0.9),
+               "adam": lambda m: Adam(trainable(m), lr=1e-3),
+               "adamw": lambda m: AdamW(trainable(m), lr=1e-3, weight_decay=1e-2)}
+    runs = {}
+    for name, build in by_hand.items():
+        named, built = tiny_cnn(num_classes=2), tiny_cnn(num_classes=2)
+        named.features.conv1.requires_grad_(False)  # over the trainable parameters only
+        built.features.conv1.requires_grad_(False)
+        history = fit(named, train, epochs=2, batch_size=10, optimizer=name)
+        fit(built, train, epochs=2, batch_size=10, optimizer=build(built))
+        assert same_weights(named, built), name
+        assert same_weights(named.features.conv1, tiny_cnn(num_classes=2).features.conv1)
+        runs[name] = (named, history.column("train_loss"))
+    for a, b in itertools.combinations(runs, 2):
+        assert not same_weights(runs[a][0], runs[b][0]), (a, b)
+        assert runs[a][1] != runs[b][1], (a, b)
+
+
+def test_fit_passes_lr_and_weight_decay_to_a_named_optimizer(zeros_and_ones):
+    train, _ = zeros_and_ones
+    named, built = tiny_cnn(num_classes=2), tiny_cnn(num_classes=2)
+    fit(named, train, epochs=1, batch_size=10, optimizer="adamw", lr=3e-3, weight_decay=0.5)
+    fit(built, train, epochs=1, batch_size=10,
+        optimizer=AdamW(built.parameters(), lr=3e-3, weight_decay=0.5))
+    assert same_weights(named, built)
+
+
+@pytest.mark.parametrize(("kwargs", "problem"), [
+    ({"optimizer": "adan"}, "optimizer='adan' is not one of 'sgd', 'adam', 'adamw'"),
+    ({"optimizer": "adam", "momentum": 0.9}, "momentum=0.9 is a setting of optimizer='sgd'"),
+    ({"optimizer": "adamw", "nesterov": True}, "nesterov=True is a setting of optimizer='sgd'"),
+    ({"optimizer": "adam", "lr": 0.0}, "lr=0.0"),
+    ({"optimizer": "sgd", "momentum": 1.0}, "momentum=1.0"),
+    ({"optimizer": 3}, "optimizer must be a str or Optimizer, got int"),
+    ({"optimizer": "instance", "lr": 0.1}, "fit: lr=0.1 would be ignored"),
+])
+def test_fit_refuses_bad_optimizers_before_changing_the_model(zeros_and_ones, kwargs, problem):
+    train, _ = zeros_and_ones
+    model = tiny_cnn(num_classes=2)
+    before = copy.deepcopy(model)
+    if kwargs["optimizer"] == "instance":
+        kwargs = {**kwargs, "optimizer": Adam(model.parameters())}
+    with pytest.raises(ParameterError, match=re.escape(problem)):
+        fit(model, train, epochs=1, batch_size=10, **kwargs)
+    assert same_weights(model, before)
+    assert set(OPTIMIZERS) == {"sgd", "adam", "adamw"}
+
+
 # ---------------------------------------------------------------- refused set-ups
 
 def test_unknown_schedule_raises(zeros_and_ones):
@@ -230,13 +291,14 @@ def test_set_train_mode_keeps_frozen_batch_norm_in_eval_mode(seeded):
     assert not torch.equal(after_free["running_mean"], free["running_mean"])
 
 
-def test_fit_keeps_a_frozen_block_exactly(zeros_and_ones):
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_fit_keeps_a_frozen_block_exactly(zeros_and_ones, optimizer):
     train, _ = zeros_and_ones
     model = tiny_cnn(num_classes=2)
     model.features.conv1.requires_grad_(False)
     block = batch_norm_state(model.features.conv1)
     trained = batch_norm_state(model.features.conv2)
-    fit(model, train, epochs=1, batch_size=10)
+    fit(model, train, epochs=1, batch_size=10, optimizer=optimizer)
     after = model.features.conv1.state_dict()
     assert all(torch.equal(after[k], v) for k, v in block.items())  # weights and statistics
     assert not torch.equal(model.features.conv2.state_dict()["norm.running_mean"],

@@ -3,12 +3,14 @@ figure that shows them, ftcore.plots.plot_sweep. Tiny models and data keep them 
 
 import copy
 import math
+import re
 
 import pytest
 import torch
 from helpers import BODY_BLOCKS, tiny_cnn
 
 from ftcore.data import ImageSet, Splits
+from ftcore.optim import Adam
 from ftcore.plots import plot_sweep
 from ftcore.surgery import STRATEGIES, blocks, is_frozen
 from ftcore.transfer import (
@@ -104,6 +106,60 @@ def test_strategy_grid_bad_input():
     with pytest.raises(ValueError, match="lr has no entry for strategy 'partial'"):
         strategy_grid(tiny_model(), data, data, strategies=("partial",), steps=1,
                       lr={"full": 0.1})
+
+
+def test_strategy_grid_records_which_optimizer_ran():
+    pretrained = tiny_model()
+    data, test = tiny_data(), tiny_data(seed=1)
+    options = dict(strategies=("feature_extraction", "full"), labels_per_class=(3,),
+                   seeds=(0,), steps=4, batch_size=8, task="t")
+    runs = {name: strategy_grid(pretrained, data, test, optimizer=name, **options)
+            for name in ("sgd", "adamw")}
+    for name, records in runs.items():
+        assert [r["optimizer"] for r in records] == [name, name]
+        assert [r["lr"] for r in records] == [0.05 if name == "sgd" else 1e-3] * 2  # defaults
+    for sgd, adamw in zip(runs["sgd"], runs["adamw"], strict=True):
+        assert sgd["strategy"] == adamw["strategy"]
+        losses = [[e["train_loss"] for e in r["history"]] for r in (sgd, adamw)]
+        assert losses[0] != losses[1], sgd["strategy"]  # a different optimizer ran
+    rates = {"feature_extraction": 0.03, "full": 0.003}
+    records = strategy_grid(pretrained, data, test, optimizer="adam", lr=rates, **options)
+    assert [(r["optimizer"], r["lr"]) for r in records] == [("adam", 0.03), ("adam", 0.003)]
+
+
+def test_train_and_score_takes_a_name_or_an_optimizer():
+    train, test = tiny_data(), tiny_data(seed=1)
+    named, built = tiny_model(num_classes=5), tiny_model(num_classes=5)
+    a = train_and_score(named, train, test, steps=4, batch_size=10, optimizer="adam")
+    b = train_and_score(built, train, test, steps=4, batch_size=10,
+                        optimizer=Adam(built.parameters(), lr=1e-3))
+    assert same_state(named, built) and a["test_acc"] == b["test_acc"]
+
+
+@pytest.mark.parametrize(("kwargs", "problem"), [
+    ({"optimizer": "adan"}, "optimizer='adan' is not one of 'sgd', 'adam', 'adamw'"),
+    ({"optimizer": "adamw", "momentum": 0.9}, "momentum=0.9 is a setting of optimizer='sgd'"),
+    ({"optimizer": "adam", "lr": {"full": -1.0}}, "lr=-1.0"),
+])
+def test_strategy_grid_checks_the_optimizer_before_any_run(kwargs, problem, monkeypatch):
+    import ftcore.transfer
+
+    monkeypatch.setattr(ftcore.transfer, "run_all", lambda *a, **k: pytest.fail("ran"))
+    data = tiny_data()
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        strategy_grid(tiny_model(), data, data, strategies=("full",), steps=1, **kwargs)
+
+
+def test_learning_curve_with_adamw_keeps_one_optimizer_and_differs_from_sgd():
+    train, val, test = tiny_data(), tiny_data(seed=1), tiny_data(seed=2)
+    curves = {name: learning_curve(tiny_model(num_classes=5), train, val, test, steps=12,
+                                   every=4, batch_size=10, optimizer=name)["curve"]
+              for name in ("sgd", "adamw")}
+    assert [r["step"] for r in curves["adamw"]] == [6, 12]
+    assert [r["val_loss"] for r in curves["sgd"]] != [r["val_loss"] for r in curves["adamw"]]
+    with pytest.raises(ValueError, match=re.escape("momentum=0.5 is a setting of")):
+        learning_curve(tiny_model(num_classes=5), train, val, test, optimizer="adam",
+                       momentum=0.5)
 
 
 @pytest.mark.parametrize("fine_tune", [False, True])
