@@ -288,5 +288,35 @@ def plot_lr_find(result, title: str = "learning-rate range test", ax=None):
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_lr_schedules(rates: Mapping[str, Sequence[float]], steps_per_epoch: int | None = None,
+                      title: str | None = "learning-rate schedules"):
+    """Learning-rate schedules as lines of the rate against the step, one per schedule.
+
+    Args:
+        rates: ``{name: [rate used at step 0, at step 1, ...]}``, e.g. read from a
+            ``torch.optim.lr_scheduler`` with ``scheduler.get_last_lr()`` before each step.
+        steps_per_epoch: draw a dotted line at every epoch boundary.
+    """
+    if not isinstance(rates, Mapping) or not rates:
+        raise ValueError("plot_lr_schedules: rates must be a non-empty dict of name -> list of "
+                         "learning rates, one per step")
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for name, values in rates.items():
+        values = [float(v) for v in values]
+        ax.plot(range(len(values)), values, label=str(name))
+    if steps_per_epoch:
+        longest = max(len(v) for v in rates.values())
+        for boundary in range(steps_per_epoch, longest, steps_per_epoch):
+            ax.axvline(boundary, color="grey", ls=":", lw=0.8)
+    ax.set_xlabel("step" + (f" (dotted: every epoch of {steps_per_epoch} steps)"
+                            if steps_per_epoch else ""))
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -9,7 +9,13 @@ from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix
 
-from ftcore.plots import plot_confusion_matrix, plot_filters, plot_history, show_images
+from ftcore.plots import (
+    plot_confusion_matrix,
+    plot_filters,
+    plot_history,
+    plot_lr_schedules,
+    show_images,
+)
 from ftcore.train import History
 
 RED, BLACK = to_rgba("red"), to_rgba("black")
@@ -144,3 +150,18 @@ def test_plot_lr_find_draws_both_losses_on_a_log_axis_and_marks_the_suggestion()
     assert list(ax.lines[1].get_ydata()) == losses
     no_steepest = plot_lr_find(SimpleNamespace(**{**vars(result), "steepest": None}))
     assert len(no_steepest.axes[0].lines) == 3
+
+
+def test_plot_lr_schedules_draws_each_schedule_and_the_epoch_boundaries():
+    rates = {"constant": [0.1] * 6, "step": [0.1, 0.1, 0.1, 0.01, 0.01, 0.01]}
+    fig = plot_lr_schedules(rates, steps_per_epoch=2, title="two")
+    ax = fig.axes[0]
+    curves = [line for line in ax.lines if line.get_label() in rates]
+    assert [line.get_label() for line in curves] == ["constant", "step"]
+    assert list(curves[1].get_xdata()) == list(range(6))
+    assert list(curves[1].get_ydata()) == rates["step"]
+    boundaries = [line.get_xdata()[0] for line in ax.lines if line not in curves]
+    assert boundaries == [2, 4]                      # epochs start at steps 2 and 4
+    assert ax.get_ylabel() == "learning rate" and ax.get_title() == "two"
+    with pytest.raises(ValueError, match="non-empty dict"):
+        plot_lr_schedules({})

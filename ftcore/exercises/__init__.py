@@ -20,6 +20,7 @@ from typing import Any
 
 from . import (
     lesson01,
+    lesson02,
     lesson03,
     lesson04,
     lesson05,
@@ -43,8 +44,8 @@ from .checks import (
 
 EXERCISES: dict[str, Exercise] = {
     exercise.id: exercise
-    for module in (lesson01, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08,
-                   lesson09, lesson10)
+    for module in (lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07,
+                   lesson08, lesson09, lesson10)
     for exercise in module.EXERCISES
 }
 
