@@ -158,8 +158,10 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   seeds: Iterable[int] = (0, 1, 2), steps: int = 60, batch_size: int = 32,
                   lr: float | Mapping[str, float] = 0.05, momentum: float = 0.9,
                   weight_decay: float = 0.0, lr_schedule: str = "cosine",
-                  task: str | None = None, device=None, n_jobs: int = 1,
-                  backend: str | None = None, address: str | None = None) -> list[dict]:
+                  task: str | None = None,
+                  measure: Callable[[nn.Module], Mapping] | None = None, device=None,
+                  n_jobs: int = 1, backend: str | None = None,
+                  address: str | None = None) -> list[dict]:
     """Fine-tune copies of ``pretrained`` with each strategy on small labelled subsets.
 
     For every number of labels per class ``n`` and every seed, the same ``per_class(train, n,
@@ -177,16 +179,23 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
             (here or per strategy): the suggestion of :func:`ftcore.lr_find.lr_find` on each
             run's own labelled subset, per stage for the staged strategies; annealed to 0
             over the run (each stage) by default (``lr_schedule="cosine"``, see :func:`fit`).
+        measure: ``measure(model) -> dict``, called on each run's trained model; its fields
+            join the run's record (e.g. the accuracy on shifted or other test sets, or
+            :func:`ftcore.surgery.feature_change` against ``pretrained``, so the same models
+            are scored in and out of distribution). Default: nothing more than ``test``.
         device: where to train (default: the best available).
         n_jobs, backend, address: train the runs in parallel processes or on a cluster
             (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
 
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``, ``lr``
-    (the rate used: a number, or one per stage), ``steps`` (optimizer updates) and the fields
-    of :func:`train_and_score`.
+    (the rate used: a number, or one per stage), ``steps`` (optimizer updates), the fields
+    of :func:`train_and_score` and those ``measure`` returns.
     """
     _check_strategies(strategies)
     check_jobs(n_jobs, backend)
+    if measure is not None and not callable(measure):
+        raise ValueError(f"measure={measure!r} must be a function model -> dict of fields, "
+                         "or None")
     options = {"steps": steps, "batch_size": batch_size, "momentum": momentum,
                "weight_decay": weight_decay, "lr_schedule": lr_schedule, "device": device}
     points, calls = [], []  # the record's fields, and the arguments of each run
@@ -195,28 +204,32 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
         points.append({**point, "lr": rate})
         calls.append({"pretrained": pretrained, "train": subset, "test": test,
                       "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
-                      **options})
+                      "measure": measure, **options})
     runs = run_all(_strategy_run, calls, n_jobs=n_jobs, backend=backend, address=address)
     return [{**point, **run} for point, run in zip(points, runs, strict=True)]
 
 
 def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strategy: str,
-                  seed: int, **options) -> dict:
+                  seed: int, measure: Callable[[nn.Module], Mapping] | None = None,
+                  **options) -> dict:
     """One run of :func:`strategy_grid`: a copy of ``pretrained`` prepared for ``strategy``
-    (new head seeded with ``seed``), trained on ``train`` and scored on ``test``."""
+    (new head seeded with ``seed``), trained on ``train``, scored on ``test`` (and measured by
+    ``measure``, if given)."""
     staged = strategy in STAGED_STRATEGIES
     model = prepare(copy.deepcopy(pretrained), "full" if staged else strategy,
                     train.num_classes, seed=seed)
     if staged:
-        return staged_train_and_score(model, train, test, strategy=strategy, seed=seed,
-                                      **options)
-    if options["lr"] == "auto":
-        options["lr"] = lr_find(model, train, batch_size=options["batch_size"],
-                                momentum=options["momentum"], seed=seed,
-                                device=options["device"]).suggestion
-    record = train_and_score(model, train, test, seed=seed, **options)
-    return {**record, "lr": options["lr"],
-            "steps": record["epochs"] * math.ceil(len(train) / options["batch_size"])}
+        record = staged_train_and_score(model, train, test, strategy=strategy, seed=seed,
+                                        **options)
+    else:
+        if options["lr"] == "auto":
+            options["lr"] = lr_find(model, train, batch_size=options["batch_size"],
+                                    momentum=options["momentum"], seed=seed,
+                                    device=options["device"]).suggestion
+        record = train_and_score(model, train, test, seed=seed, **options)
+        record.update(lr=options["lr"],
+                      steps=record["epochs"] * math.ceil(len(train) / options["batch_size"]))
+    return {**record, **dict(measure(model))} if measure is not None else record
 
 
 def staged_train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, strategy: str,
