@@ -162,8 +162,10 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
                   lr: float | Mapping[str, float] | None = None,
                   momentum: float | None = None, weight_decay: float | None = None,
                   lr_schedule: str = "cosine", optimizer: str = "sgd",
-                  task: str | None = None, device=None, n_jobs: int = 1,
-                  backend: str | None = None, address: str | None = None) -> list[dict]:
+                  task: str | None = None,
+                  measure: Callable[[nn.Module], Mapping] | None = None, device=None,
+                  n_jobs: int = 1, backend: str | None = None,
+                  address: str | None = None) -> list[dict]:
     """Fine-tune copies of ``pretrained`` with each strategy on small labelled subsets.
 
     For every number of labels per class ``n`` and every seed, the same ``per_class(train, n,
@@ -185,16 +187,23 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
         optimizer: ``"sgd"`` (default), ``"adam"`` or ``"adamw"``, built afresh for every run
             (:func:`ftcore.optim.make_optimizer`); ``momentum`` is SGD's alone. The staged
             strategies train with SGD only (a new one per stage).
+        measure: ``measure(model) -> dict``, called on each run's trained model; its fields
+            join the run's record (e.g. the accuracy on shifted or other test sets, or
+            :func:`ftcore.surgery.feature_change` against ``pretrained``, so the same models
+            are scored in and out of distribution). Default: nothing more than ``test``.
         device: where to train (default: the best available).
         n_jobs, backend, address: train the runs in parallel processes or on a cluster
             (:func:`ftcore.parallel.run_all`); the records are the same, in the same order.
 
     Returns one record per run: ``task``, ``strategy``, ``labels_per_class``, ``seed``,
     ``optimizer``, ``lr`` (the rate used: a number, or one per stage), ``steps`` (optimizer
-    updates) and the fields of :func:`train_and_score`.
+    updates), the fields of :func:`train_and_score` and those ``measure`` returns.
     """
     _check_strategies(strategies)
     check_jobs(n_jobs, backend)
+    if measure is not None and not callable(measure):
+        raise ValueError(f"measure={measure!r} must be a function model -> dict of fields, "
+                         "or None")
     for strategy in strategies:  # every setting checked before the first run
         rate = _per_strategy(lr, strategy, "lr")
         if strategy in STAGED_STRATEGIES and optimizer != "sgd":
@@ -215,36 +224,40 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
         points.append({**point, "optimizer": optimizer, "lr": rate})
         calls.append({"pretrained": pretrained, "train": subset, "test": test,
                       "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
-                      **options})
+                      "measure": measure, **options})
     runs = run_all(_strategy_run, calls, n_jobs=n_jobs, backend=backend, address=address)
     return [{**point, **run} for point, run in zip(points, runs, strict=True)]
 
 
 def _strategy_run(pretrained: nn.Module, train: ImageSet, test: ImageSet, strategy: str,
-                  seed: int, **options) -> dict:
+                  seed: int, measure: Callable[[nn.Module], Mapping] | None = None,
+                  **options) -> dict:
     """One run of :func:`strategy_grid`: a copy of ``pretrained`` prepared for ``strategy``
-    (new head seeded with ``seed``), trained on ``train`` and scored on ``test``."""
+    (new head seeded with ``seed``), trained on ``train``, scored on ``test`` (and measured by
+    ``measure``, if given)."""
     staged = strategy in STAGED_STRATEGIES
     model = prepare(copy.deepcopy(pretrained), "full" if staged else strategy,
                     train.num_classes, seed=seed)
     if staged:  # SGD in every stage (strategy_grid refuses another optimizer up front)
         options.pop("optimizer")
         settings = {k: v for k, v in options.items() if v is not None}
-        return staged_train_and_score(model, train, test, strategy=strategy, seed=seed,
-                                      **settings)
-    if options["lr"] == "auto":
-        name = options["optimizer"]
-        momentum = DEFAULTS["sgd"]["momentum"] if options["momentum"] is None else options[
-            "momentum"]
-        build = None if name == "sgd" else (
-            lambda params, lr: make_optimizer(name, params, lr=lr,
-                                              weight_decay=options["weight_decay"]))
-        options["lr"] = lr_find(model, train, batch_size=options["batch_size"],
-                                momentum=momentum, make_optimizer=build, seed=seed,
-                                device=options["device"]).suggestion
-    record = train_and_score(model, train, test, seed=seed, **options)
-    return {**record, "lr": options["lr"],
-            "steps": record["epochs"] * math.ceil(len(train) / options["batch_size"])}
+        record = staged_train_and_score(model, train, test, strategy=strategy, seed=seed,
+                                        **settings)
+    else:
+        if options["lr"] == "auto":
+            name = options["optimizer"]
+            momentum = (DEFAULTS["sgd"]["momentum"] if options["momentum"] is None
+                        else options["momentum"])
+            build = None if name == "sgd" else (
+                lambda params, lr: make_optimizer(name, params, lr=lr,
+                                                  weight_decay=options["weight_decay"]))
+            options["lr"] = lr_find(model, train, batch_size=options["batch_size"],
+                                    momentum=momentum, make_optimizer=build, seed=seed,
+                                    device=options["device"]).suggestion
+        record = train_and_score(model, train, test, seed=seed, **options)
+        record.update(lr=options["lr"],
+                      steps=record["epochs"] * math.ceil(len(train) / options["batch_size"]))
+    return {**record, **dict(measure(model))} if measure is not None else record
 
 
 def staged_train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, strategy: str,

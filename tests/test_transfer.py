@@ -99,6 +99,29 @@ def test_strategy_grid_runs_every_combination_and_leaves_the_model_alone():
     assert [r["test_acc"] for r in again] == [r["test_acc"] for r in records]  # seeded
 
 
+def test_strategy_grid_measure_sees_each_trained_model():
+    pretrained = tiny_model()
+    test = tiny_data(seed=1)
+    seen = []
+
+    def measure(model):
+        seen.append(copy.deepcopy(model))
+        correct = (model.eval()(test.images).argmax(1) == test.labels).float().mean().item()
+        return {"again": correct, "moved": not same_state(model.features, pretrained.features)}
+
+    records = strategy_grid(pretrained, tiny_data(), test, strategies=("feature_extraction",
+                                                                        "full", "lp_ft"),
+                            labels_per_class=(2,), seeds=(0, 1), steps=4, batch_size=5,
+                            lr=0.05, measure=measure)
+    assert len(seen) == len(records) == 6
+    for r, model in zip(records, seen, strict=True):
+        assert r["again"] == pytest.approx(r["test_acc"])  # measured on the trained model
+        assert r["moved"] is (r["strategy"] != "feature_extraction")
+        assert model.head.out_features == 5
+    with pytest.raises(ValueError, match="measure=3 must be a function"):
+        strategy_grid(pretrained, tiny_data(), test, steps=1, measure=3)
+
+
 def test_strategy_grid_bad_input():
     data = tiny_data()
     with pytest.raises(ValueError, match="strategy='fulll' is not one of 'scratch'"):
