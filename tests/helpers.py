@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import torch
 
+from ftcore.data import ImageSet
 from ftcore.models import SmallCNN
 
 #: SmallCNN's body blocks, input to output.
 BODY_BLOCKS = ["features.conv1", "features.conv2", "features.fc"]
+
+
+def random_images(n: int, classes: int = 5, seed: int = 0) -> ImageSet:
+    """``n`` random images (n, 1, 28, 28) in [0, 1] with labels 0, 1, .., classes-1 in turn."""
+    g = torch.Generator().manual_seed(seed)
+    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % classes,
+                    tuple(str(c) for c in range(classes)), "tiny")
 
 
 def tiny_cnn(num_classes: int = 10, seed: int = 0, **kwargs) -> SmallCNN:

@@ -9,11 +9,10 @@ import copy
 import pytest
 import torch
 import torchvision
-from helpers import BODY_BLOCKS, tiny_cnn
+from helpers import BODY_BLOCKS, random_images, tiny_cnn
 from torch import nn
 
 from ftcore import SGD, count_parameters, fit
-from ftcore.data import ImageSet
 from ftcore.pretrained import load_checkpoint, save_checkpoint
 from ftcore.surgery import (
     STRATEGIES,
@@ -34,9 +33,7 @@ from ftcore.train import set_train_mode
 
 
 def tiny_data(n=48, classes=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % classes,
-                    tuple(str(c) for c in range(classes)), "tiny")
+    return random_images(n, classes, seed)
 
 
 def meta(builder):

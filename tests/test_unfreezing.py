@@ -9,11 +9,11 @@ import copy
 
 import pytest
 import torch
-from helpers import BODY_BLOCKS, tiny_cnn
+from helpers import BODY_BLOCKS, random_images, tiny_cnn
 
 import ftcore.unfreezing
 from ftcore.checks import ParameterError
-from ftcore.data import ImageSet, Splits
+from ftcore.data import Splits
 from ftcore.lr_find import lr_find
 from ftcore.optim import SGD
 from ftcore.surgery import (
@@ -37,9 +37,7 @@ from ftcore.unfreezing import (
 
 
 def tiny_data(n=30, classes=5, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return ImageSet(torch.rand(n, 1, 28, 28, generator=g), torch.arange(n) % classes,
-                    tuple(str(c) for c in range(classes)), "tiny")
+    return random_images(n, classes, seed)
 
 
 def model5(seed=0):
