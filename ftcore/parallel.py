@@ -64,11 +64,34 @@ def run_all(run: Callable[..., object], calls: Sequence[Mapping], *, n_jobs: int
 
     import joblib  # imported here: the serial path needs nothing but this module
 
+    _send_torch_classes_by_name()
     if backend == "dask":
         return _on_dask(run, calls, n_jobs, address, threads)
     with joblib.parallel_config(backend=backend or "loky", n_jobs=n_jobs):
         return joblib.Parallel()(joblib.delayed(_in_worker)(run, kwargs, threads)
                                  for kwargs in calls)
+
+
+def _send_torch_classes_by_name() -> None:
+    """Let cloudpickle send a function whose code says ``.classes`` next to ``torch``.
+
+    cloudpickle copies a notebook's function (or a lambda) by value, together with every
+    ``torch`` submodule whose name its code mentions: ``data.classes`` in a function that
+    also calls ``torch.randperm`` pulls in ``torch.classes``. That one is not a plain module
+    (its type is ``torch._classes._Classes``) and plain pickling refuses it ("cannot pickle
+    '_Classes' object"). Registered here, it travels by name and the worker imports its own.
+    """
+    import copyreg
+
+    import torch
+
+    copyreg.pickle(type(torch.classes), _torch_classes_by_name)
+
+
+def _torch_classes_by_name(_obj) -> tuple:
+    import importlib
+
+    return importlib.import_module, ("torch.classes",)
 
 
 def _in_worker(run: Callable[..., object], kwargs: dict, threads: int):

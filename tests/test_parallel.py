@@ -33,6 +33,17 @@ def test_run_all_keeps_the_order_of_the_calls_serial_and_parallel():
     assert run_all(square_plus, calls, n_jobs=2) == serial
 
 
+def test_a_lambda_that_reads_classes_next_to_torch_runs_in_workers(mnist_small):
+    # cloudpickle sends torch.classes along with such a function; plain pickling refused it
+    train, _ = mnist_small
+
+    def relabel(data, seed):
+        order = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+        return {"classes": data.classes, "first": int(data.labels[order][0])}
+    calls = [{"data": train, "seed": seed} for seed in (0, 1)]
+    assert run_all(relabel, calls, n_jobs=2) == run_all(relabel, calls)
+
+
 @pytest.mark.parametrize("n_jobs", [0, -2, 1.5, "2", True])
 def test_bad_n_jobs_is_refused_before_any_run(n_jobs):
     ran = []
