@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -168,6 +169,9 @@ def main(argv=None) -> int:
                              "benchmarks/execute_lessons.py does), so the timed run is the one "
                              "committed")
     args = parser.parse_args(argv)
+    # `kill` (SIGTERM) as well as Ctrl-C unwinds through the finally blocks below, so neither
+    # leaves the competing busy loop or a lesson's kernel and workers running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU\n")
     train = load_dataset("mnist").train
     failures = []
@@ -215,7 +219,8 @@ def main(argv=None) -> int:
                 busy.wait()
             report(f"lesson {path.stem[:38]}", f"{quiet:.1f} s (target <= 45 s), contended "
                    f"{contended:.1f} s ({contended / quiet:.2f}x; target <= 2x), peak "
-                   f"{mib:,.0f} MiB", quiet <= 45 and contended <= 2 * quiet and mib < 1500)
+                   f"{mib:,.0f} MiB (kernel + workers; target < 2 GiB, Binder's)",
+                   quiet <= 45 and contended <= 2 * quiet and mib < 2048)
     print("\nall targets met" if not failures else f"\ntargets missed: {', '.join(failures)}")
     return 1 if failures else 0
 

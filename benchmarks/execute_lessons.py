@@ -6,13 +6,16 @@
 
 Progress bars are switched off (``FTCORE_PROGRESS=0``) so the stored outputs hold no widget
 state. Each notebook runs in its own kernel; the script prints its wall time and the peak
-memory of its kernel, and fails if a lesson raises or takes longer than ``--limit`` seconds.
+memory of the kernel and of the worker processes it starts (Linux's /proc), and fails if a
+lesson raises or takes longer than ``--limit`` seconds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -34,19 +37,64 @@ def execute(path: Path, write: bool = True, timeout: int = 600) -> None:
 
 
 def run_isolated(path: Path, write: bool) -> tuple[float, float]:
-    """Execute ``path`` in a child process; return (seconds, peak memory of its kernel, MiB)."""
+    """Execute ``path`` in a child process; return (seconds, peak memory of the lesson, MiB).
+
+    The memory is the peak, sampled every 0.2 s, of the summed proportional set size (PSS:
+    shared pages split among the processes sharing them) of the kernel and every process it
+    starts, such as a lesson's ``JOBS`` worker processes: what the lesson costs a machine,
+    not only its kernel (a kernel's own peak RSS would miss the workers).
+    """
     env = {**os.environ, "FTCORE_PROGRESS": "0", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
-    # The child runs the kernel as its own child, so its RUSAGE_CHILDREN is the kernel's peak.
-    code = ("import sys, resource; sys.path.insert(0, sys.argv[1]); "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "
             "from execute_lessons import execute; from pathlib import Path; "
-            "execute(Path(sys.argv[2]), write=sys.argv[3] == '1'); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+            "execute(Path(sys.argv[2]), write=sys.argv[3] == '1')")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(path),
-                           "1" if write else "0"], check=True, env=env, stdout=subprocess.PIPE,
-                          text=True)
+    child = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), str(path),
+                              "1" if write else "0"], env=env)
+    peak = 0.0
+    try:
+        while child.poll() is None:
+            peak = max(peak, sum(_pss_mib(pid) for pid in _descendants(child.pid)))
+            time.sleep(0.2)
+    finally:  # stopped early (an error, Ctrl-C): leave no kernel or worker running
+        if child.poll() is None:
+            for pid in [*_descendants(child.pid), child.pid]:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            child.wait()
     seconds = time.perf_counter() - start
-    return seconds, int(done.stdout.split()[-1]) / 1024
+    if child.returncode:
+        raise subprocess.CalledProcessError(child.returncode, child.args)
+    return seconds, peak
+
+
+def _descendants(root: int) -> list[int]:
+    """The processes below ``root`` (its children, theirs, ...), from /proc."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:  # field 4 of /proc/PID/stat, after the ")" that ends the command's name
+                parents[int(entry)] = int(Path(f"/proc/{entry}/stat").read_text()
+                                          .rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                pass  # the process ended while we looked
+    found, todo = [], [root]
+    while todo:
+        above = todo.pop()
+        children = [pid for pid, parent in parents.items() if parent == above]
+        found += children
+        todo += children
+    return found
+
+
+def _pss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
+    return 0.0
 
 
 def main(argv=None) -> int:
@@ -55,6 +103,7 @@ def main(argv=None) -> int:
     parser.add_argument("--check", action="store_true", help="do not write outputs back")
     parser.add_argument("--limit", type=float, default=60.0, help="seconds allowed per lesson")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # `kill`: clean up as Ctrl-C does
     notebooks = args.notebooks or sorted(LESSONS.glob("[0-9][0-9]_*.ipynb"))
     slow = []
     for path in notebooks:
