@@ -33,7 +33,7 @@ def test_run_all_keeps_the_order_of_the_calls_serial_and_parallel():
     assert run_all(square_plus, calls, n_jobs=2) == serial
 
 
-def test_a_lambda_that_reads_classes_next_to_torch_runs_in_workers(mnist_small):
+def test_a_notebook_function_that_reads_classes_next_to_torch_runs_in_workers(mnist_small):
     # cloudpickle sends torch.classes along with such a function; plain pickling refused it
     train, _ = mnist_small
 
