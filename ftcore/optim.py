@@ -44,6 +44,15 @@ import torch
 from .checks import ParameterError, check_choice, check_number
 
 
+def _undecorated(method: Callable) -> Callable:
+    """``method`` without the ``torch._disable_dynamo`` wrapper PyTorch puts on the base
+    optimizer's bookkeeping. The wrapper's first call imports TorchDynamo (``torch.compile``'s
+    front end: about 2 s and 100 MB in every process, each grid worker included); these plain
+    loops are never compiled, so ours call what it wraps (``__wrapped__``, set by
+    ``functools.wraps``), or ``method`` itself if a PyTorch release drops the wrapper."""
+    return getattr(method, "__wrapped__", method)
+
+
 class ElementwiseOptimizer(torch.optim.Optimizer):
     """What SGD and Adam share: settings checked when a group is added, and a step that
     updates every parameter with a gradient, number by number (``update``, one per rule).
@@ -63,7 +72,11 @@ class ElementwiseOptimizer(torch.optim.Optimizer):
         a group may override the defaults, so its values are checked too."""
         settings = {**self.defaults, **param_group}
         type(self).check(**{key: settings[key] for key in self.defaults})
-        super().add_param_group(param_group)
+        _undecorated(torch.optim.Optimizer.add_param_group)(self, param_group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient (``None``, or zeros with ``set_to_none=False``)."""
+        _undecorated(torch.optim.Optimizer.zero_grad)(self, set_to_none)
 
     @torch.no_grad()
     def step(self, closure=None):

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ftcore.models import SmallCNN, count_parameters
@@ -21,6 +24,34 @@ def test_output_and_block_shapes(seeded):
     h = model.features.fc(h)
     assert h.shape == (5, 16)
     assert torch.allclose(model.head(h), model(x))  # forward is features then head
+
+
+def test_channels_last_is_a_layout_not_a_different_model(seeded, tmp_path):
+    """The convolution weights are stored channels-last (for speed) and stay so through a copy
+    and a checkpoint saved in either layout; the logits are those of the same weights in the
+    ordinary layout, to float precision (another kernel, not another model)."""
+    model = SmallCNN(num_classes=3, width=4, hidden=16).eval()
+    convs = [model.features.conv1.conv.weight, model.features.conv2.conv.weight]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) for w in convs)
+    assert not convs[1].is_contiguous()  # really another layout (conv1's C=1 is both)
+    plain = {k: v.contiguous() for k, v in model.state_dict().items()}
+    torch.save(plain, tmp_path / "plain.pt")
+    loaded = SmallCNN(num_classes=3, width=4, hidden=16).eval()
+    loaded.load_state_dict(torch.load(tmp_path / "plain.pt", weights_only=True))
+    copied = copy.deepcopy(loaded)
+    for other in (loaded, copied):
+        assert other.features.conv2.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.rand(6, 1, 28, 28)
+    with torch.no_grad():
+        h = x
+        for block in (model.features.conv1, model.features.conv2):  # the NCHW reference
+            conv, norm = block.conv, block.norm
+            h = F.conv2d(h, conv.weight.contiguous(), conv.bias, padding=1)
+            h = F.max_pool2d(F.relu(F.batch_norm(h, norm.running_mean, norm.running_var,
+                                                 norm.weight, norm.bias)), 2)
+        reference = model.head(model.features.fc(h))
+        assert torch.allclose(copied(x), reference, atol=1e-5)
+        assert torch.equal(copied(x), model(x))  # the same weights, the same kernel
 
 
 def test_named_parts():

@@ -79,3 +79,24 @@ def test_the_light_names_match_the_registries():
     for strategy in names.STAGED_STRATEGIES:
         assert strategy_stages(__import__("ftcore").SmallCNN(), strategy, 10)
     assert names.TARGETS == TARGETS and names.PRETRAIN_EPOCHS == PretrainConfig().epochs
+
+
+def test_training_with_ftcores_optimizers_never_loads_torchdynamo():
+    """TorchDynamo (torch.compile's front end) costs ~2 s and ~100 MB in every process that
+    imports it, each grid worker included; training with ftcore's optimizers, a schedule and
+    early stopping must not import it (torch.optim's own optimizers do, on their first call)."""
+    code = ("import sys, torch\nfrom ftcore.data import ImageSet\n"
+            "from ftcore.models import SmallCNN\nfrom ftcore.train import fit\n"
+            "data = ImageSet(torch.rand(20, 1, 28, 28), torch.arange(20) % 10, name='tiny',"
+            " classes=tuple('0123456789'))\n"
+            "for name in ('sgd', 'adam', 'adamw'):\n"
+            "    fit(SmallCNN(), data, data, epochs=2, batch_size=8, optimizer=name, patience=1,"
+            " lr_schedule='cosine', progress=False)\n"
+            "ours = 'torch._dynamo' in sys.modules\n"
+            "torch.optim.SGD(SmallCNN().parameters(), lr=0.1).zero_grad()\n"
+            "print(ours, 'torch._dynamo' in sys.modules)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]  # ours never, torch.optim's at once
