@@ -39,7 +39,7 @@ from ftcore.optim import SGD, Adam, AdamW
 from ftcore.train import fit
 
 HERE = Path(__file__).resolve().parent
-EPOCHS, BATCH, REPEATS, FIT_REPEATS = 2, 64, 3, 5
+EPOCHS, BATCH, REPEATS, FIT_REPEATS = 2, 64, 3, 9
 
 
 def plain_loop(model, loader, epochs: int) -> None:
@@ -56,24 +56,25 @@ def plain_loop(model, loader, epochs: int) -> None:
 def bench_fit(train) -> tuple[float, float]:
     """Images per second of ``fit`` and of the plain loop (same model, same batches),
     interleaved so that a busy machine slows both alike."""
-    # Warm up both first: the first optimizer a process builds imports torch._dynamo (~2 s),
-    # a one-time import cost that is not throughput.
+    # Warm up both first: the first torch.optim optimizer a process builds imports
+    # torch._dynamo (~2 s), a one-time import cost that is not throughput.
     fit(SmallCNN(), train, epochs=1, progress=False, device="cpu")
     plain_loop(SmallCNN(), make_loader(train, batch_size=BATCH), 1)
-    fit_times, plain_times = [], []
+    times = {"fit": [], "plain": []}
     for i in range(FIT_REPEATS):
-        torch.manual_seed(i)
-        model = SmallCNN()
-        start = time.perf_counter()
-        fit(model, train, epochs=EPOCHS, batch_size=BATCH, seed=i, progress=False, device="cpu")
-        fit_times.append(time.perf_counter() - start)
-
-        torch.manual_seed(i)
-        model = SmallCNN()
-        loader = make_loader(train, batch_size=BATCH, seed=i)
-        start = time.perf_counter()
-        plain_loop(model, loader, EPOCHS)
-        plain_times.append(time.perf_counter() - start)
+        # alternate which one goes first, so a drift in the machine's speed favours neither
+        for side in ("fit", "plain") if i % 2 == 0 else ("plain", "fit"):
+            torch.manual_seed(i)
+            model = SmallCNN()
+            loader = make_loader(train, batch_size=BATCH, seed=i)
+            start = time.perf_counter()
+            if side == "fit":
+                fit(model, train, epochs=EPOCHS, batch_size=BATCH, seed=i, progress=False,
+                    device="cpu")
+            else:
+                plain_loop(model, loader, EPOCHS)
+            times[side].append(time.perf_counter() - start)
+    fit_times, plain_times = times["fit"], times["plain"]
     n = EPOCHS * len(train)
     return n / statistics.median(fit_times), n / statistics.median(plain_times)
 

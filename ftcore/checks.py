@@ -102,19 +102,18 @@ def check_pixels(images, who: str) -> None:
                              "divide by 255, e.g. x.float() / 255")
     if images.numel() == 0:
         return
-    finite = torch.isfinite(images)
-    if not bool(finite.all()):
-        bad = int((~finite).sum())
+    low, high = (float(v) for v in torch.aminmax(images))  # one pass; NaN and inf show here
+    if not (math.isfinite(low) and math.isfinite(high)):
+        bad = int((~torch.isfinite(images)).sum())
         raise ParameterError(f"{who} got {bad} non-finite pixel value(s) (NaN or inf) of "
                              f"{images.numel()}: every pixel must be a number in [0, 1]. Find "
                              "where they came from (a division by zero?), or replace them with "
                              "torch.nan_to_num(x).clamp(0, 1)")
-    low, high = torch.aminmax(images)
     if low < -1e-6 or high > 1 + 1e-6:
         fix = ("divide uint8 pixels by 255" if low >= -1e-6 else  # negative: normalised
                "do not normalise (ftcore's models expect raw pixels in [0, 1]), or clamp(0, 1)")
-        raise ParameterError(f"{who} expects pixel values in [0, 1], got {float(low):.3g} to "
-                             f"{float(high):.3g}: {fix}")
+        raise ParameterError(f"{who} expects pixel values in [0, 1], got {low:.3g} to {high:.3g}: "
+                             f"{fix}")
 
 
 def make_folder(path: str | os.PathLike, what: str) -> Path:

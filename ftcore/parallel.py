@@ -47,7 +47,7 @@ def check_jobs(n_jobs, backend: str | None = None) -> None:
 
 def run_all(run: Callable[..., object], calls: Sequence[Mapping], *, n_jobs: int = 1,
             backend: str | None = None, address: str | None = None,
-            threads: int = 1) -> list:
+            threads: int = 1, cost: Callable[[Mapping], float] | None = None) -> list:
     """``[run(**kwargs) for kwargs in calls]``, in ``n_jobs`` processes or on a cluster.
 
     Args:
@@ -57,6 +57,9 @@ def run_all(run: Callable[..., object], calls: Sequence[Mapping], *, n_jobs: int
         backend: ``None``/``"loky"`` (processes on this machine) or ``"dask"`` (a cluster).
         address: the Dask scheduler's address (``backend="dask"``); default: a local cluster.
         threads: PyTorch threads in each worker process (not used when ``n_jobs=1``).
+        cost: ``cost(kwargs)`` estimates how long a call takes (e.g. its training set's
+            size); in parallel the calls then start longest first, so that no worker is left
+            alone with a long run at the end (the results do not change, nor their order).
     Returns:
         the results, in the order of ``calls``.
     """
@@ -67,9 +70,18 @@ def run_all(run: Callable[..., object], calls: Sequence[Mapping], *, n_jobs: int
     if n_jobs == 1 and backend in (None, "loky"):
         return [run(**kwargs) for kwargs in calls]
 
+    _send_torch_classes_by_name()
+    order = list(range(len(calls)))
+    if cost is not None:  # longest first (a stable sort: equal costs keep their order)
+        order.sort(key=lambda i: -cost(calls[i]))
+    results = dict(zip(order, _in_parallel(run, [calls[i] for i in order], n_jobs, backend,
+                                           address, threads), strict=True))
+    return [results[i] for i in range(len(calls))]
+
+
+def _in_parallel(run, calls, n_jobs, backend, address, threads) -> list:
     import joblib  # imported here: the serial path needs nothing but this module
 
-    _send_torch_classes_by_name()
     while _starting:  # one pool at a time: let a start_workers() in the background finish
         _starting.pop().join()
     if backend == "dask":

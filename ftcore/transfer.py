@@ -225,7 +225,8 @@ def strategy_grid(pretrained: nn.Module, train: ImageSet, test: ImageSet, *,
         calls.append({"pretrained": pretrained, "train": subset, "test": test,
                       "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
                       "measure": measure, **options})
-    runs = run_all(_strategy_run, calls, n_jobs=n_jobs, backend=backend, address=address)
+    runs = run_all(_strategy_run, calls, n_jobs=n_jobs, backend=backend, address=address,
+                   cost=_training_set_size)
     return [{**point, **run} for point, run in zip(points, runs, strict=True)]
 
 
@@ -406,8 +407,14 @@ def curve_grid(pretrained: nn.Module, splits: Splits, *, strategies: Sequence[st
             calls.append({"pretrained": pretrained, "train": subset, "val": val, "test": test,
                           "strategy": point["strategy"], "seed": point["seed"], "lr": rate,
                           **options})
-    runs = run_all(_curve_run, calls, n_jobs=n_jobs, backend=backend, address=address)
+    runs = run_all(_curve_run, calls, n_jobs=n_jobs, backend=backend, address=address,
+                   cost=_training_set_size)
     return [{**point, **run} for point, run in zip(points, runs, strict=True)]
+
+
+def _training_set_size(call: dict) -> int:
+    """A run's cost, roughly: the size of its training subset (more labels, more batches)."""
+    return len(call["train"])
 
 
 def _curve_run(pretrained: nn.Module, train: ImageSet, val: ImageSet, test: ImageSet,

@@ -5,8 +5,11 @@ from __future__ import annotations
 import gzip
 import os
 import re
+import shutil
 import socket
 import struct
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -530,3 +533,27 @@ def test_make_loader_leaves_the_global_rng_alone():
 def test_cache_files_are_readable_by_others(tmp_path):
     path = atomic_save({"x": torch.zeros(2)}, tmp_path / "shared.pt")
     assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_fashion_mnist_is_read_once_then_loaded_from_its_cache_without_torchvision(
+        data_root, tmp_path, monkeypatch, no_network):
+    monkeypatch.setattr(ftcore.data, "FULL_VAL_SIZE", 10)
+    debian = tmp_path / "debian-fashion"
+    data = fake_idx_data(n_train=40, n_test=10, seed=3)
+    write_idx_set(debian, data, compress=True)
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_DIR", debian)
+    load_dataset("fashion-mnist", root=data_root)  # reads the files, writes the cache
+    assert (data_root / "cache" / "fashion-mnist.pt").is_file()
+    shutil.rmtree(data_root / "FashionMNIST")  # the files are gone: only the cache can answer
+    monkeypatch.setattr(sources, "DEBIAN_FASHION_DIR", tmp_path / "not-installed")
+    code = ("import sys\nimport ftcore.data\nfrom ftcore.data import load_dataset\n"
+            "ftcore.data.FULL_VAL_SIZE = 10\n"
+            f"splits = load_dataset('fashion-mnist', root={str(data_root)!r})\n"
+            "print(sum(len(part) for part in splits), 'torchvision' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == 0, done.stderr[-1500:]
+    assert done.stdout.split() == ["50", "False"]
+    (data_root / "cache" / "fashion-mnist.pt").write_bytes(b"not a checkpoint")  # corrupt:
+    with pytest.raises(DataUnavailableError):  # rebuilt from the files, which are gone now
+        load_dataset("fashion-mnist", root=data_root)

@@ -140,3 +140,17 @@ def test_start_workers_has_the_next_grids_workers_import_ftcore_ahead_of_it():
     start_workers(1)  # one process: nothing to start
     with pytest.raises(ValueError, match="n_jobs=0"):
         start_workers(0)
+
+
+def test_run_all_starts_costly_calls_first_and_still_answers_in_the_order_of_the_calls():
+    def started(i):  # when this call began, and its own answer
+        import time
+
+        return time.monotonic(), i * 10
+
+    calls = [{"i": i} for i in range(6)]
+    out = run_all(started, calls, n_jobs=2, cost=lambda kwargs: kwargs["i"])
+    assert [answer for _, answer in out] == [0, 10, 20, 30, 40, 50]  # the calls' order
+    first = min(range(6), key=lambda i: out[i][0])
+    assert first in (4, 5)  # but the two costliest calls were dispatched first
+    assert run_all(started, calls, cost=lambda kwargs: kwargs["i"])[0][1] == 0  # serial too
