@@ -289,6 +289,9 @@ def test_export_writes_each_format_once_and_refuses_to_overwrite(lessons, tmp_pa
                                out_dir)
         assert status == 0, err
         assert notebook in out and (out_dir / notebook).exists()
+        cells = nbformat.read(out_dir / notebook, as_version=4).cells
+        assert len({cell.id for cell in cells}) == len(cells)  # no cell twice
+        assert sum(cell.source == "## Exercises" for cell in cells) == 1
         status, _, err = run("export", "--format", tool, "--lessons", lessons, "--out", out_dir)
         assert status == 2 and "not empty" in err and "never overwrites" in err
     status, _, err = run("export", "--format", "otter", "--lessons", lessons, "--out",

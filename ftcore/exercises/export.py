@@ -109,7 +109,9 @@ def section(nb, name: str) -> Section:
     missing = [part.id for part in parts if part.check is None]
     if missing:
         raise ValueError(f"{name}: exercise {', '.join(missing)} has no check(...) cell")
-    title = _clean(nb.cells[0]) if nb.cells[0].cell_type == "markdown" else None
+    # the lesson's title, unless the notebook opens with the exercises (then it is their heading,
+    # already in the section: exported twice, nbformat would find the same cell id twice)
+    title = _clean(nb.cells[0]) if start > 0 and nb.cells[0].cell_type == "markdown" else None
     return Section(name, title, intro, parts, pending)
 
 
