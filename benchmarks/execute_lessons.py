@@ -109,19 +109,18 @@ def _descendants(root: int) -> list[int]:
 
 def _anon_mib(pid: int) -> float:
     """Resident anonymous memory of ``pid`` (``RssAnon`` in /proc/PID/status: no page walk)."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    except (OSError, ValueError):
-        pass
-    return 0.0
+    return _proc_mib(f"/proc/{pid}/status", "RssAnon:")
 
 
 def _pss_mib(pid: int) -> float:
+    return _proc_mib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _proc_mib(path: str, field: str) -> float:
+    """The kB figure of ``field`` in the /proc file ``path``, in MiB (0 if the process ended)."""
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(field):
                 return int(line.split()[1]) / 1024
     except (OSError, ValueError):
         pass

@@ -16,9 +16,6 @@ of them and returns the results **in the order of the calls**, whichever finishe
   without an address, a local cluster of ``n_jobs`` workers is started for the call. (Ray's
   joblib backend would plug in the same way; it is not offered because it is not tested here.)
 
-``start_workers(n_jobs)`` starts the worker processes ahead of the first grid, in the
-background: a lesson calls it at the top, so the workers import PyTorch while it loads its data.
-
 Every run seeds all its randomness from its own arguments (the grids pass ``seed=``), so a
 parallel run returns the same records as the serial one (on the same machine, with the same
 number of threads per run). ``run`` and its arguments are sent to the workers with cloudpickle
@@ -28,11 +25,9 @@ number of threads per run). ``run`` and its arguments are sent to the workers wi
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Mapping, Sequence
 
 BACKENDS = ("loky", "dask")
-_starting: list[threading.Thread] = []  # start_workers() under way; run_all joins them first
 
 
 def check_jobs(n_jobs, backend: str | None = None) -> None:
@@ -82,8 +77,6 @@ def run_all(run: Callable[..., object], calls: Sequence[Mapping], *, n_jobs: int
 def _in_parallel(run, calls, n_jobs, backend, address, threads) -> list:
     import joblib  # imported here: the serial path needs nothing but this module
 
-    while _starting:  # one pool at a time: let a start_workers() in the background finish
-        _starting.pop().join()
     if backend == "dask":
         return _on_dask(run, calls, n_jobs, address, threads)
     with joblib.parallel_config(backend=backend or "loky", n_jobs=n_jobs):
@@ -91,41 +84,6 @@ def _in_parallel(run, calls, n_jobs, backend, address, threads) -> list:
         # (lesson 09's task sequences) does not hold a second pickled copy of each in memory
         return joblib.Parallel(pre_dispatch="n_jobs")(
             joblib.delayed(_in_worker)(run, kwargs, threads) for kwargs in calls)
-
-
-def start_workers(n_jobs: int = -1, threads: int = 1) -> None:
-    """Start ``run_all``'s ``n_jobs`` worker processes now, in the background; return at once.
-
-    A worker's first run pays for its start: a new Python that imports PyTorch and ftcore
-    (2-4 s on a laptop). Called at the top of a lesson, the workers pay it while the lesson
-    loads its data, and the first grid starts at once; joblib keeps the same workers for every
-    later ``run_all(..., n_jobs=n_jobs)`` (until they have idled for 5 minutes). Nothing about
-    the results changes. ``n_jobs=1`` (no workers) does nothing; ``threads`` as in ``run_all``.
-    """
-    check_jobs(n_jobs)
-    if n_jobs == 1:
-        return
-    workers = os.cpu_count() if n_jobs == -1 else n_jobs
-
-    def start() -> None:
-        import joblib
-
-        with joblib.parallel_config(backend="loky", n_jobs=n_jobs):  # run_all's pool
-            joblib.Parallel()(joblib.delayed(_in_worker)(_import_ftcore, {}, threads)
-                              for _ in range(workers))
-
-    thread = threading.Thread(target=start, name="ftcore-start-workers", daemon=True)
-    thread.start()
-    _starting.append(thread)
-
-
-def _import_ftcore() -> int:
-    """What every worker needs before its first run (PyTorch comes with it); its process id."""
-    import ftcore.continual  # noqa: F401
-    import ftcore.sweep  # noqa: F401
-    import ftcore.transfer  # noqa: F401
-
-    return os.getpid()
 
 
 def _send_torch_classes_by_name() -> None:

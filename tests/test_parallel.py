@@ -122,26 +122,6 @@ def test_finetune_with_jobs_prints_the_serial_table(root, tmp_path):  # noqa: F8
     assert parallel == serial
 
 
-def test_start_workers_has_the_next_grids_workers_import_ftcore_ahead_of_it():
-    from joblib.externals.loky import get_reusable_executor
-
-    from ftcore.parallel import start_workers
-
-    def _warm_already() -> bool:  # nested: sent by value, so it imports nothing itself
-        import sys
-
-        return "ftcore.transfer" in sys.modules  # what start_workers has imported
-
-    get_reusable_executor().shutdown(wait=True)  # no workers left over from other tests
-    assert run_all(_warm_already, [{}] * 4, n_jobs=2) == [False] * 4  # a cold pool
-    get_reusable_executor().shutdown(wait=True)
-    assert start_workers(2) is None  # returns at once; the workers start in the background
-    assert run_all(_warm_already, [{}] * 4, n_jobs=2) == [True] * 4  # the same, warm pool
-    start_workers(1)  # one process: nothing to start
-    with pytest.raises(ValueError, match="n_jobs=0"):
-        start_workers(0)
-
-
 def test_run_all_starts_costly_calls_first_and_still_answers_in_the_order_of_the_calls():
     def started(i):  # when this call began, and its own answer
         import time
