@@ -16,6 +16,7 @@ The book's library, one concept per module (arrows point down only)::
     models                 SmallCNN and MLP with named ``features`` and ``head``
     nn, optim              first principles: Dropout, SGD, Adam, AdamW
     parallel               independent runs on every core or a cluster (joblib)
+    allocator              the CPU allocator: processes of ours reuse freed memory (speed)
     names                  the names experiments accept (imports nothing heavy)
     data                   MNIST (subset / full), UCI digits, Fashion-MNIST, splits, loaders
 """

@@ -798,5 +798,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def main_exit() -> None:
-    """Entry point of the ``ftcore`` console script: ``sys.exit(main())``."""
+    """Entry point of the ``ftcore`` console script and ``python -m ftcore``: ``sys.exit(main())``
+    in a process of its own, which therefore reuses the memory PyTorch frees
+    (:func:`ftcore.allocator.reuse_freed_memory`; ``main`` called from Python leaves that alone)."""
+    from .allocator import reuse_freed_memory  # the standard library only: no PyTorch yet
+
+    reuse_freed_memory()
     sys.exit(main())

@@ -10,7 +10,8 @@ of them and returns the results **in the order of the calls**, whichever finishe
   to pickle, the same as the code was before.
 * ``n_jobs=N`` runs the calls in N worker processes with joblib (its ``loky`` backend);
   ``-1`` means one per core. Each worker trains on ``threads`` PyTorch threads (default 1):
-  N workers x 1 thread keeps N cores busy without oversubscribing them.
+  N workers x 1 thread keeps N cores busy without oversubscribing them, and each reuses the
+  memory it frees (:mod:`ftcore.allocator`).
 * ``backend="dask"`` (with ``address``, a scheduler such as ``"tcp://10.0.0.5:8786"``) sends
   the same calls to a Dask cluster through joblib's Dask backend (extra ``ftcore[cluster]``);
   without an address, a local cluster of ``n_jobs`` workers is started for the call. (Ray's
@@ -109,10 +110,14 @@ def _torch_classes_by_name(_obj) -> tuple:
 
 
 def _in_worker(run: Callable[..., object], kwargs: dict, threads: int):
-    """Run one call in a worker process on ``threads`` PyTorch threads."""
+    """Run one call in a worker process on ``threads`` PyTorch threads, reusing freed memory
+    (:func:`ftcore.allocator.reuse_freed_memory`: the worker is ours, and it is faster)."""
     import torch
 
+    from .allocator import reuse_freed_memory
+
     torch.set_num_threads(threads)
+    reuse_freed_memory()  # a worker is a process of ours: its batches reuse each other's memory
     return run(**kwargs)
 
 
