@@ -4,10 +4,11 @@ Speed, not maths, and nothing here changes a result. Every forward pass allocate
 activations anew (a batch of 256 images through SmallCNN's first block: 12.8 MB per tensor)
 and frees them at the end. glibc's ``malloc`` hands blocks that large back to the operating
 system, so the next pass asks for them again and the kernel zeroes every 4 KiB page on first
-touch (a page fault each). For the small CNNs of these lessons on a CPU that is a large share
-of the time: scoring 180 images took 22 ms instead of 12, and a sweep of 15 short fine-tuning
-runs 17% longer (on a virtual machine, whose pages the host may reclaim, the cost also varies
-from run to run). ``benchmarks/benchmark.py`` measures it. PyTorch's performance-tuning
+touch (a page fault each). glibc's default adapts to a process's history, so this costs
+nothing in one process and doubles the time in the next: scoring 1,000 images took 61-63 ms
+with memory reused and 63-109 ms without; a sweep of 45 short fine-tuning runs on two workers
+took 9.4 s instead of 11.1. Reusing removes both the cost and its variance
+(``benchmarks/benchmark.py`` measures it). PyTorch's performance-tuning
 guide advises jemalloc or TCMalloc for the same reason; with glibc, two ``mallopt`` settings do
 it. Linux with glibc only: elsewhere (macOS, Windows, musl) it does nothing.
 
