@@ -110,28 +110,32 @@ def train_and_score(model: nn.Module, train: ImageSet, test: ImageSet, *, steps:
                     momentum: float | None = None, weight_decay: float | None = None,
                     lr_schedule: str = "cosine",
                     optimizer: str | torch.optim.Optimizer = "sgd",
-                    val: ImageSet | None = None, seed: int = 0, device=None) -> dict:
+                    val: ImageSet | None = None, seed: int = 0, device=None,
+                    on_divergence: str = "raise") -> dict:
     """Train ``model`` (in place) for ``steps`` updates with :func:`fit`; score it on ``test``.
 
     ``optimizer``: ``"sgd"`` (default), ``"adam"``, ``"adamw"`` or one you built; ``lr``,
     ``momentum`` and ``weight_decay`` left unset take its defaults (:func:`fit`).
     ``val``, if given, is scored after every epoch (learning curves; it costs time).
     ``device``: where to train and score (default: the best available, see
-    :func:`ftcore.runtime.pick_device`).
+    :func:`ftcore.runtime.pick_device`). ``on_divergence``: as in :func:`fit`; ``"stop"``
+    records a run whose loss blew up (a too-high rate) as a result instead of raising.
     Returns one record: ``test_acc``, ``train_acc`` (last epoch), ``epochs``, ``trainable``,
-    ``total`` (parameters), ``seconds`` (wall time of training) and ``history`` (the
-    per-epoch records of ``fit``).
+    ``total`` (parameters), ``seconds`` (wall time of training), ``diverged`` (whether
+    training stopped on a blown-up loss) and ``history`` (the per-epoch records of ``fit``).
     """
     epochs = epochs_for(steps, len(train), batch_size)
     trainable = count_parameters(model, trainable_only=True)
     start = time.perf_counter()
     history = fit(model, train, val, epochs=epochs, batch_size=batch_size, lr=lr,
                   momentum=momentum, weight_decay=weight_decay, lr_schedule=lr_schedule,
-                  optimizer=optimizer, seed=seed, device=device, progress=False)
+                  optimizer=optimizer, seed=seed, device=device, progress=False,
+                  on_divergence=on_divergence)
     seconds = time.perf_counter() - start
     return {"test_acc": evaluate(model, test, device=device)["accuracy"],
             "train_acc": history.last["train_acc"], "epochs": epochs, "trainable": trainable,
-            "total": count_parameters(model), "seconds": seconds, "history": history.records}
+            "total": count_parameters(model), "seconds": seconds,
+            "diverged": history.diverged, "history": history.records}
 
 
 def _check_strategies(strategies: Sequence[str],

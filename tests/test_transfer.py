@@ -76,6 +76,19 @@ def test_train_and_score_record():
     assert record["test_acc"] == pytest.approx(correct)
 
 
+def test_train_and_score_records_a_divergence_when_asked_and_raises_by_default():
+    train, test = tiny_data(), tiny_data(seed=1)
+    with pytest.raises(FloatingPointError, match="diverged"):
+        train_and_score(tiny_model(num_classes=5), train, test, steps=6, batch_size=10, lr=1e6,
+                        lr_schedule="constant")
+    record = train_and_score(tiny_model(num_classes=5), train, test, steps=6, batch_size=10,
+                             lr=1e6, lr_schedule="constant", on_divergence="stop")
+    assert record["diverged"] is True and len(record["history"]) == 1  # stopped after epoch 1
+    calm = train_and_score(tiny_model(num_classes=5), train, test, steps=4, batch_size=10,
+                           lr=0.05)
+    assert calm["diverged"] is False
+
+
 def test_strategy_grid_runs_every_combination_and_leaves_the_model_alone():
     pretrained = tiny_model()
     before = copy.deepcopy(pretrained)
